@@ -1,0 +1,422 @@
+"""Typed, frozen run configuration: load TOML or dicts, apply `--set` overrides, validate, hash.
+
+One `RunConfig` tree describes a training run completely. It is resolved once at the entry point
+(CLI, study expansion), validated before any work starts, saved as `config.json` in the run
+directory and hashed to identify the run (identical resolved configs are the same run).
+
+Defaults are the JHU Fashion-MNIST assignment's: the default net, batch 256, test batch 1000,
+10 epochs, SGD lr 0.01 momentum 0.5, seed 1, MNIST normalization (0.1307, 0.3081), and the test
+set used as the validation set.
+
+Must not import torch: the numpy engine and the study planner use it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlab.errors import DlabError
+
+# Library-default learning rates (PyTorch's), used when an optimizer is named without an lr, as
+# the assignment does for Adam and RMSprop. SGD has no library default in the assignment's sense;
+# dlab uses the assignment's 0.01.
+OPTIMIZER_DEFAULT_LR = {
+    "sgd": 0.01,
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "rmsprop": 1e-2,
+    "adagrad": 1e-2,
+    "adadelta": 1.0,
+}
+SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
+VALIDATION_MODES = ("test", "holdout")
+ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu", "elu")
+NET_REMOVABLE = ("", "fc2", "conv2")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation, applied on the device to whole batches."""
+
+    crop_padding: int = 0  # random crop back to size after zero-padding by this many pixels
+    flip: bool = False  # horizontal flip with probability 0.5
+    rotate_deg: float = 0.0  # affine: rotation drawn from [-rotate_deg, rotate_deg]
+    translate: float = 0.0  # affine: shift drawn from [-t, t] as a fraction of the image size
+    scale: float = 0.0  # affine: zoom factor drawn from [1 - s, 1 + s]
+    erasing: float = 0.0  # probability of erasing one random rectangle (random erasing)
+    erasing_area: float = 0.25  # the largest erased area as a fraction of the image
+
+    def enabled(self) -> bool:
+        return bool(self.crop_padding or self.flip or self.rotate_deg or self.translate
+                    or self.scale or self.erasing)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, how it is normalized and split."""
+
+    dataset: str = "fashion-mnist"
+    validation: str = "test"  # "test": the test set is the validation set (as the assignment does)
+    val_size: int = 5000  # hold-out size when validation = "holdout"
+    split_seed: int = 0
+    mean: tuple[float, ...] = (0.1307,)  # per channel, or one value for all channels
+    std: tuple[float, ...] = (0.3081,)
+    train_limit: int = 0  # use only the first N training images (0 = all): small slices for tests
+    val_limit: int = 0  # use only the first N validation images (0 = all)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The JHU assignment's default net and every knob its questions turn.
+
+    conv(1→10,k5) → maxpool2 → ReLU → conv(10→20,k5) → maxpool2 → ReLU → fc(320→50) → ReLU →
+    dropout → fc(50→10): 21,840 parameters at width 1.
+    """
+
+    name: str = "net"
+    width: float = 1.0  # multiplies conv channels and fc1 width: 0.5 → 5/10 & 25, 2 → 20/40 & 100
+    dropout: float = 0.5  # before fc2
+    bn_conv1: bool = False  # batch norm right after conv1
+    conv1_dropout: float = 0.0  # dropout right after conv1's batch norm (or after conv1)
+    bn_after_dropout: bool = False  # place conv1's batch norm after that dropout instead of before
+    extra_conv: bool = False  # one more conv layer (3x3, same padding) after conv2
+    remove: str = ""  # "" or the layer removed: "fc2" (fc1 maps to the classes) or "conv2"
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """A VGG-style (or, with residual = true, ResNet-style) CNN in stages of 3x3 convs."""
+
+    name: str = "cnn"
+    channels: tuple[int, ...] = (32, 64, 128)  # one stage per entry, each ending in a 2x2 pool
+    convs_per_stage: int = 2
+    residual: bool = False  # wrap each stage's convs after the first in residual blocks
+    batch_norm: bool = True
+    activation: str = "relu"
+    pool: str = "max"  # "max" or "avg"
+    dropout: float = 0.0  # before the classifier
+    head: str = "pool"  # "pool": global pooling then fc; "flatten": flatten then fc
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """A multi-layer perceptron with any widths and activation."""
+
+    name: str = "mlp"
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    dropout: float = 0.0  # after each hidden activation
+    batch_norm: bool = False
+
+
+ModelConfig = NetConfig | CNNConfig | MLPConfig
+MODEL_CONFIGS: dict[str, type] = {"net": NetConfig, "cnn": CNNConfig, "mlp": MLPConfig}
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and learning-rate schedule. `lr = None` means the optimizer's default."""
+
+    name: str = "sgd"
+    lr: float | None = None
+    momentum: float | None = None  # None: 0.5 for SGD (the assignment's), 0 for RMSprop
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0  # linear warm-up from 0, composed with any schedule
+    step_epochs: int = 5  # "step": multiply by gamma every step_epochs
+    gamma: float = 0.1  # "step" and "exponential" (per epoch) factor
+    min_lr_factor: float = 0.0  # "cosine": final lr as a fraction of lr
+    grad_clip: float = 0.0  # clip the total gradient norm to this (0 = off)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop's settings."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    eval_batch_size: int = 1000
+    seed: int = 1
+    label_smoothing: float = 0.0
+    init_from: str = ""  # a checkpoint directory whose weights start this run (fine-tuning)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (the device aside)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=NetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """A 12-hex-digit digest of the resolved config: equal configs, equal hashes."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Building from plain data
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting lists to tuples and ints to floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except DlabError:
+                pass
+        raise DlabError(f"{key} = {value!r}: expected {_type_name(tp)}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise DlabError(f"{key} = {value!r}: expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise DlabError(f"{key} = {value!r}: expected a list of {len(args)} values")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise DlabError(f"{key} = {value!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise DlabError(f"{key} = {value!r}: expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise DlabError(f"{key} = {value!r}: expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise DlabError(f"{key} = {value!r}: expected a string")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    raise DlabError(f"{key}: unsupported config type {tp}")
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build the frozen dataclass `cls` from a mapping; unknown keys and wrong types are errors."""
+    if dataclasses.is_dataclass(data):
+        data = dataclasses.asdict(data)
+    if not isinstance(data, dict):
+        raise DlabError(f"{where or 'config'}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise DlabError(f"unknown config key {path!r}; expected one of: "
+                            + ", ".join(sorted(names)))
+        if key == "model" and cls is RunConfig:
+            kwargs[key] = _model_from_dict(value, path)
+        else:
+            kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _model_from_dict(data: Any, where: str) -> ModelConfig:
+    if dataclasses.is_dataclass(data):
+        data = dataclasses.asdict(data)
+    if not isinstance(data, dict):
+        raise DlabError(f"{where}: expected a table, got {data!r}")
+    name = data.get("name", "net")
+    if name not in MODEL_CONFIGS:
+        raise DlabError(f"unknown model {name!r}; expected one of: " + ", ".join(MODEL_CONFIGS))
+    return from_dict(MODEL_CONFIGS[name], data, where)
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides
+
+
+def parse_value(text: str) -> Any:
+    """Parse a `--set` value as a TOML value (numbers, booleans, lists), else keep it a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overrides` into a copy of `base`. A new model name starts a fresh model table."""
+    out = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            if key == "model" and "name" in value and value["name"] != out[key].get("name", "net"):
+                out[key] = dict(value)
+            else:
+                out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def dotted_to_nested(pairs: dict[str, Any]) -> dict[str, Any]:
+    """Turn {"model.width": 2} into {"model": {"width": 2}}."""
+    nested: dict[str, Any] = {}
+    for dotted, value in pairs.items():
+        parts = dotted.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise DlabError(f"--set {dotted}: {part!r} is not a table")
+        node[parts[-1]] = value
+    return nested
+
+
+def parse_set_args(items: list[str]) -> dict[str, Any]:
+    """Parse `--set key=value` items into a nested override dict."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DlabError(f"--set {item!r}: expected key=value, e.g. model.width=2")
+        pairs[key.strip()] = parse_value(value.strip())
+    return dotted_to_nested(pairs)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; a missing file or a syntax error is a one-line error naming the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise DlabError(f"config file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DlabError(f"config file {str(path)!r}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution and validation
+
+
+def resolve(data: dict[str, Any] | None = None) -> RunConfig:
+    """Build, fill optimizer defaults into, and validate a RunConfig from nested plain data."""
+    cfg = from_dict(RunConfig, data or {})
+    cfg = _fill_optimizer_defaults(cfg)
+    validate(cfg)
+    return cfg
+
+
+def _fill_optimizer_defaults(cfg: RunConfig) -> RunConfig:
+    opt = cfg.optim
+    if opt.name not in OPTIMIZER_DEFAULT_LR:
+        raise DlabError(f"unknown optimizer {opt.name!r}; expected one of: "
+                        + ", ".join(OPTIMIZER_DEFAULT_LR))
+    lr = OPTIMIZER_DEFAULT_LR[opt.name] if opt.lr is None else opt.lr
+    momentum = opt.momentum
+    if momentum is None:
+        momentum = 0.5 if opt.name == "sgd" else 0.0
+    return dataclasses.replace(cfg, optim=dataclasses.replace(opt, lr=lr, momentum=momentum))
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise DlabError(message)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise DlabError naming the first bad value; called before any data loads or training."""
+    from dlab.data.sources import DATASETS  # torch-free registry of dataset names
+
+    d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
+    _check(d.dataset in DATASETS, f"unknown dataset {d.dataset!r}; expected one of: "
+           + ", ".join(DATASETS))
+    _check(d.validation in VALIDATION_MODES, f"data.validation = {d.validation!r}; expected "
+           "'test' (test set as validation) or 'holdout'")
+    _check(d.val_size >= 1, f"data.val_size = {d.val_size}; expected >= 1")
+    _check(d.train_limit >= 0 and d.val_limit >= 0, "data.train_limit/val_limit must be >= 0")
+    _check(len(d.mean) >= 1 and len(d.mean) == len(d.std),
+           f"data.mean {d.mean} and data.std {d.std} must have the same length")
+    _check(all(s > 0 for s in d.std), f"data.std = {d.std}; expected positive values")
+    a = d.augment
+    _check(a.crop_padding >= 0, f"data.augment.crop_padding = {a.crop_padding}; expected >= 0")
+    for key in ("erasing", "erasing_area", "translate", "scale"):
+        value = getattr(a, key)
+        _check(0.0 <= value <= 1.0, f"data.augment.{key} = {value}; expected a value in [0, 1]")
+    _validate_model(m)
+    _check(o.lr is not None and o.lr > 0, f"lr = {o.lr}; expected a learning rate > 0")
+    _check(0.0 <= o.momentum < 1.0, f"momentum = {o.momentum}; expected a value in [0, 1)")
+    _check(not o.nesterov or (o.name == "sgd" and o.momentum > 0),
+           "optim.nesterov = true needs optimizer 'sgd' with momentum > 0")
+    _check(o.weight_decay >= 0, f"weight_decay = {o.weight_decay}; expected >= 0")
+    _check(o.schedule in SCHEDULES, f"unknown schedule {o.schedule!r}; expected one of: "
+           + ", ".join(SCHEDULES))
+    _check(o.warmup_epochs >= 0, f"optim.warmup_epochs = {o.warmup_epochs}; expected >= 0")
+    _check(o.step_epochs >= 1, f"optim.step_epochs = {o.step_epochs}; expected >= 1")
+    _check(0 < o.gamma <= 1, f"optim.gamma = {o.gamma}; expected a value in (0, 1]")
+    _check(o.grad_clip >= 0, f"optim.grad_clip = {o.grad_clip}; expected >= 0")
+    _check(t.epochs >= 1, f"epochs = {t.epochs}; expected >= 1")
+    _check(t.batch_size >= 1, f"batch size = {t.batch_size}; expected >= 1")
+    _check(t.eval_batch_size >= 1, f"eval batch size = {t.eval_batch_size}; expected >= 1")
+    _check(0.0 <= t.label_smoothing < 1.0,
+           f"label_smoothing = {t.label_smoothing}; expected a value in [0, 1)")
+
+
+def _validate_model(m: ModelConfig) -> None:
+    dropouts = {"dropout": m.dropout}
+    if isinstance(m, NetConfig):
+        dropouts["conv1_dropout"] = m.conv1_dropout
+        _check(m.width > 0, f"model.width = {m.width}; expected > 0 (0.5, 1, 2 ...)")
+        _check(m.remove in NET_REMOVABLE, f"model.remove = {m.remove!r}; expected one of: "
+               + ", ".join(repr(r) for r in NET_REMOVABLE))
+        _check(not m.bn_after_dropout or m.bn_conv1,
+               "model.bn_after_dropout = true needs model.bn_conv1 = true")
+    elif isinstance(m, CNNConfig):
+        _check(len(m.channels) >= 1 and all(c >= 1 for c in m.channels),
+               f"model.channels = {m.channels}; expected positive channel counts")
+        _check(m.convs_per_stage >= 1, f"model.convs_per_stage = {m.convs_per_stage}; expected >= 1")
+        _check(m.activation in ACTIVATIONS, f"unknown activation {m.activation!r}; expected one of: "
+               + ", ".join(ACTIVATIONS))
+        _check(m.pool in ("max", "avg"), f"model.pool = {m.pool!r}; expected 'max' or 'avg'")
+        _check(m.head in ("pool", "flatten"), f"model.head = {m.head!r}; expected 'pool' or 'flatten'")
+    elif isinstance(m, MLPConfig):
+        _check(all(h >= 1 for h in m.hidden), f"model.hidden = {m.hidden}; expected widths >= 1")
+        _check(m.activation in ACTIVATIONS, f"unknown activation {m.activation!r}; expected one of: "
+               + ", ".join(ACTIVATIONS))
+    for key, p in dropouts.items():
+        _check(0.0 <= p <= 1.0, f"dropout = {p}; expected a value in [0, 1]"
+               if key == "dropout" else f"model.{key} = {p}; expected a value in [0, 1]")
+
+
+def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
+                    ) -> RunConfig:
+    """Resolve a RunConfig from an optional TOML file and nested overrides (later wins)."""
+    data = load_toml(path) if path else {}
+    return resolve(merge(data, overrides or {}))
