@@ -1,0 +1,41 @@
+"""Shared fixtures: the real datasets beside the checkout, temporary run roots, slow-test gating."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """`$DLAB_TEST_DATA_DIR`, else ../shared/data beside the checkout."""
+    env = os.environ.get("DLAB_TEST_DATA_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if not (path / "mnist").is_dir():
+        pytest.fail(f"real datasets not found at {path}; set DLAB_TEST_DATA_DIR")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Keep every test away from the user's cache and run folders."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("DLAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("DLAB_DATA_DIR", raising=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("DLAB_SLOW") == "1" or "slow" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="slow test: set DLAB_SLOW=1 or use -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
