@@ -1,0 +1,123 @@
+"""Checkpoints as safetensors (every tensor) + JSON (config, step, everything else).
+
+Layout in a run's `checkpoints/`: `<name>.json` names its weights file `<name>-e<epoch>.safetensors`
+and records that file's SHA-256. The weights file is written first under a fresh name, then the
+JSON is replaced atomically, then stale weight files are removed: a kill at any point leaves the
+previous complete checkpoint or the new one, never a torn pair. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from dlab.config import RunConfig, resolve
+from dlab.errors import DlabError
+from dlab.runs import atomic_write_bytes, atomic_write_json
+
+
+def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
+    for pid, slots in state["state"].items():
+        plain["state"][str(pid)] = {}
+        for key, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain["state"][str(pid)][key] = value
+    return tensors, plain
+
+
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(pid): dict(slots) for pid, slots in plain["state"].items()}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, slot = key.split(".", 2)
+            state.setdefault(int(pid), {})[slot] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def save_checkpoint(folder: Path, name: str, *, model: torch.nn.Module, meta: dict[str, Any],
+                    optimizer: torch.optim.Optimizer | None = None,
+                    extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write checkpoint `name` ("best", "last") into `folder`; returns the JSON path.
+
+    Args:
+        meta: JSON-serializable facts: config, epoch, step, in_shape, num_classes, classes …
+        extra_tensors: e.g. RNG states (uint8 tensors), stored beside the weights.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = dict(meta)
+    if optimizer is not None:
+        opt_tensors, meta["optimizer"] = _split_optimizer_state(optimizer.state_dict())
+        tensors.update(opt_tensors)
+    for key, value in (extra_tensors or {}).items():
+        tensors[f"extra.{key}"] = value.detach().cpu().contiguous()
+    blob = st_save(tensors)
+    weights = f"{name}-e{int(meta.get('epoch', 0)):04d}.safetensors"
+    atomic_write_bytes(folder / weights, blob)
+    meta.update(weights=weights, sha256=hashlib.sha256(blob).hexdigest())
+    atomic_write_json(folder / f"{name}.json", meta)
+    for stale in folder.glob(f"{name}-e*.safetensors"):
+        if stale.name != weights:
+            stale.unlink(missing_ok=True)
+    return folder / f"{name}.json"
+
+
+def checkpoint_json(path: str | Path) -> Path:
+    """Resolve a run dir, a checkpoints dir entry ("…/best") or a .json path to the JSON file."""
+    path = Path(path)
+    candidates = [path] if path.suffix == ".json" else [
+        path.with_name(path.name + ".json"), path / "checkpoints" / "best.json",
+        path / "best.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise DlabError(f"checkpoint {str(path)!r} not found (expected a run directory, "
+                    "'<run>/checkpoints/best' or '<run>/checkpoints/last', or its .json)")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The checkpoint's JSON facts and all its tensors, checksum-verified."""
+    json_path = checkpoint_json(path)
+    try:
+        meta = json.loads(json_path.read_text())
+        blob = (json_path.parent / meta["weights"]).read_bytes()
+    except (OSError, ValueError, KeyError) as exc:
+        raise DlabError(f"checkpoint {str(json_path)!r} is unreadable: {exc}") from None
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        raise DlabError(f"checkpoint weights {meta['weights']!r} in {str(json_path.parent)!r} "
+                        "do not match their recorded SHA-256 (corrupt file)")
+    return meta, st_load(blob)
+
+
+def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def optimizer_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return _join_optimizer_state(tensors, meta["optimizer"])
+
+
+def extra_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
+                    ) -> tuple[torch.nn.Module, RunConfig, dict[str, Any]]:
+    """Rebuild the model saved at `path`: (module in eval mode, its RunConfig, the JSON facts)."""
+    from dlab.torch_engine.models import build_model
+
+    meta, tensors = read_checkpoint(path)
+    cfg = resolve(meta["config"])
+    model = build_model(cfg.model, tuple(meta["in_shape"]), int(meta["num_classes"]))
+    model.load_state_dict(model_state(tensors))
+    return model.to(device).eval(), cfg, meta

@@ -1,0 +1,87 @@
+"""Evaluation: loss, accuracy and predictions of a model over a resident dataset.
+
+Everything accumulates on the device; the host syncs once at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlab.errors import DlabError
+from dlab.torch_engine.batches import DeviceData
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean loss, accuracy (fraction), and per-image predictions with their softmax confidence."""
+
+    loss: float
+    acc: float
+    n: int
+    predictions: np.ndarray  # (N,) int64
+    confidence: np.ndarray  # (N,) float32, the softmax probability of the predicted class
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' → CUDA when available else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DlabError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise DlabError(f"unknown device {name!r}; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on CPU (no bf16 speed-up on AVX2 CPUs)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int) -> EvalResult:
+    """Evaluate `model` (switched to eval mode, then restored) over all of `data`."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=data.device)
+    preds, confs = [], []
+    for x, y in data.batches(batch_size):
+        with autocast(data.device):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        prob, pred = logits.softmax(1).max(1)
+        preds.append(pred)
+        confs.append(prob)
+    model.train(was_training)
+    pred = torch.cat(preds)
+    correct = (pred == data.labels).sum()
+    n = len(data)
+    return EvalResult(loss=float(loss_sum) / n, acc=float(correct) / n, n=n,
+                      predictions=pred.cpu().numpy(), confidence=torch.cat(confs).cpu().numpy())
+
+
+def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, data_dir=None,
+                        device: str = "auto", batch_size: int = 1000) -> dict:
+    """Evaluate a saved model, unchanged (same preprocessing), on `dataset`'s test split."""
+    from dlab.config import validate
+    from dlab.data import load_dataset
+    from dlab.torch_engine.checkpoint import load_checkpoint
+
+    dev = resolve_device(device)
+    model, cfg, meta = load_checkpoint(checkpoint_path, dev)
+    validate(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset)))
+    ds = load_dataset(dataset, "test", data_dir)
+    if tuple(ds.images.shape[1:]) != tuple(meta["in_shape"]):
+        raise DlabError(f"dataset {dataset!r} has images of shape {tuple(ds.images.shape[1:])}; "
+                        f"the model expects {tuple(meta['in_shape'])}")
+    data = DeviceData(ds, cfg.data, dev)
+    result = evaluate(model, data, batch_size)
+    return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
+            "checkpoint": str(checkpoint_path)}
