@@ -1,0 +1,191 @@
+"""Expand a study into distinct work items: one per resolved config (and seed), deduplicated.
+
+Every train variant becomes one `PlannedRun` per seed whose key is the resolved config's hash,
+so identical configs in different questions are one run that lists every (question, label) it
+serves in `uses`. Eval and finetune steps become one item per run of their source, depending on
+it. Items are ordered so that every source comes before the steps that use it.
+
+Run directories: `<runs_root>/<study name>/<key>/`. Keys:
+- train: `RunConfig.hash()`;
+- eval: a hash of ("eval", source key, dataset);
+- finetune: the hash of its config with `train.init_from` replaced by "run:<source key>", so the
+  key does not depend on where the runs root lives (the config itself holds the real path).
+
+Must not import torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlab.config import RunConfig, merge, resolve
+from dlab.errors import DlabError
+from dlab.runs import is_locked, read_result
+from dlab.studies.spec import StudySpec, VariantSpec
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One distinct unit of work of a study."""
+
+    key: str
+    kind: str  # "train" | "eval" | "finetune"
+    config: RunConfig  # eval: the source's config with data.dataset = the evaluated dataset
+    run_dir: Path
+    uses: tuple[tuple[str, str], ...]  # every (question key, label) this item serves
+    depends_on: str | None  # the key of the item whose best checkpoint this one needs
+    source_dir: Path | None = None  # eval/finetune: the source's run directory
+    dataset: str = ""  # eval/finetune: the target dataset
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The source's best checkpoint (eval/finetune), as the engine names it."""
+        return None if self.source_dir is None else self.source_dir / "checkpoints" / "best"
+
+    def status(self) -> str:
+        """'pending', 'running', 'interrupted' (started, not done), or result.json's status."""
+        result = read_result(self.run_dir)
+        if result is not None:
+            return result.get("status", "finished")
+        if _locked(self.run_dir):
+            return "running"
+        started = (self.run_dir / "metrics.jsonl").exists() or (self.run_dir / "checkpoints").exists()
+        return "interrupted" if started else "pending"
+
+    def done(self) -> bool:
+        return read_result(self.run_dir) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for handing the item to another process."""
+        return {"key": self.key, "kind": self.kind, "config": self.config.to_dict(),
+                "run_dir": str(self.run_dir), "uses": [list(u) for u in self.uses],
+                "depends_on": self.depends_on, "dataset": self.dataset,
+                "source_dir": None if self.source_dir is None else str(self.source_dir)}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "PlannedRun":
+        return PlannedRun(data["key"], data["kind"], resolve(data["config"]), Path(data["run_dir"]),
+                          tuple(tuple(u) for u in data["uses"]), data["depends_on"],
+                          None if data["source_dir"] is None else Path(data["source_dir"]),
+                          data["dataset"])
+
+
+def _locked(run_dir: Path) -> bool:
+    return run_dir.is_dir() and is_locked(run_dir)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """The distinct work items of a study, in dependency order, and who uses which."""
+
+    study: StudySpec
+    root: Path  # <runs_root>/<study name>
+    runs: tuple[PlannedRun, ...]
+    index: dict[tuple[str, str], tuple[str, ...]]  # (question, label) -> item keys, one per seed
+
+    def lookup(self, question_key: str, label: str) -> list[PlannedRun]:
+        """The item(s) of one variant, one per seed."""
+        try:
+            keys = self.index[(question_key, label)]
+        except KeyError:
+            raise DlabError(f"study {self.study.name!r} has no variant "
+                            f"{question_key}/{label}") from None
+        by_key = self.by_key()
+        return [by_key[k] for k in keys]
+
+    def by_key(self) -> dict[str, PlannedRun]:
+        return {r.key: r for r in self.runs}
+
+    def variant_count(self) -> int:
+        """How many (question, variant, seed) entries the study lists (before deduplication)."""
+        return sum(len(keys) for keys in self.index.values())
+
+    def only(self, question_keys: set[str]) -> "StudyPlan":
+        """The items the given questions need, with everything they depend on."""
+        by_key, wanted = self.by_key(), set()
+        for (q, _), keys in self.index.items():
+            if q in question_keys:
+                wanted.update(keys)
+        stack = list(wanted)
+        while stack:
+            dep = by_key[stack.pop()].depends_on
+            if dep and dep not in wanted:
+                wanted.add(dep)
+                stack.append(dep)
+        return dataclasses.replace(self, runs=tuple(r for r in self.runs if r.key in wanted))
+
+
+def _short_hash(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class _Planner:
+    def __init__(self, study: StudySpec, root: Path) -> None:
+        self.study, self.root = study, root
+        self.items: dict[str, dict[str, Any]] = {}  # key -> PlannedRun fields (mutable uses)
+        self.index: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def add(self, key: str, kind: str, cfg: RunConfig, use: tuple[str, str],
+            depends_on: str | None = None, source_dir: Path | None = None, dataset: str = ""
+            ) -> str:
+        item = self.items.setdefault(key, {
+            "key": key, "kind": kind, "config": cfg, "run_dir": self.root / key, "uses": [],
+            "depends_on": depends_on, "source_dir": source_dir, "dataset": dataset})
+        if use not in item["uses"]:
+            item["uses"].append(use)
+        return key
+
+    def variant(self, ref: str) -> tuple[str, ...]:
+        """Plan the variant "<question>/<label>" (and its sources first); its item keys."""
+        qkey, label = ref.split("/", 1)
+        if (qkey, label) in self.index:
+            return self.index[(qkey, label)]
+        v = self.study.question(qkey).variant(label)
+        use = (qkey, label)
+        if v.kind == "train":
+            keys = tuple(self.add(cfg.hash(), "train", cfg, use) for cfg in self.train_configs(v))
+        else:
+            keys = tuple(self.step(v, src, use) for src in self.variant(v.source))
+        self.index[(qkey, label)] = keys
+        return keys
+
+    def train_configs(self, v: VariantSpec) -> list[RunConfig]:
+        data = merge(self.study.base, v.overrides)
+        if not v.seeds:
+            return [resolve(data)]
+        return [resolve(merge(data, {"train": {"seed": s}})) for s in v.seeds]
+
+    def step(self, v: VariantSpec, source_key: str, use: tuple[str, str]) -> str:
+        src = self.items[source_key]
+        src_cfg: RunConfig = src["config"]
+        if v.kind == "eval":
+            cfg = dataclasses.replace(src_cfg, data=dataclasses.replace(src_cfg.data,
+                                                                        dataset=v.dataset))
+            key = _short_hash({"kind": "eval", "source": source_key, "dataset": v.dataset})
+        else:
+            data = merge(src_cfg.to_dict(), v.overrides)
+            base_lr = v.overrides.get("optim", {}).get("lr", src_cfg.optim.lr)
+            data = merge(data, {"data": {"dataset": v.dataset},
+                                "optim": {"lr": float(f"{base_lr * v.lr_factor:.12g}")},
+                                "train": {"init_from": str(src["run_dir"] / "checkpoints" / "best")}})
+            cfg = resolve(data)
+            key = _short_hash(merge(cfg.to_dict(), {"train": {"init_from": f"run:{source_key}"}}))
+        return self.add(key, v.kind, cfg, use, source_key, src["run_dir"], v.dataset)
+
+
+def plan_study(study: StudySpec, runs_root: Path) -> StudyPlan:
+    """Expand and deduplicate a study's variants into work items under `runs_root/<name>/`."""
+    root = Path(runs_root).resolve() / study.name
+    planner = _Planner(study, root)
+    for q in study.questions:
+        for v in q.variants:
+            planner.variant(f"{q.key}/{v.label}")
+    runs = tuple(PlannedRun(**{**item, "uses": tuple(item["uses"])})
+                 for item in planner.items.values())
+    return StudyPlan(study, root, runs, dict(planner.index))
