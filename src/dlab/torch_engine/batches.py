@@ -69,7 +69,7 @@ class DeviceData:
         """Batches in order, or shuffled (and augmented) when a generator is given."""
         n = len(self)
         if generator is not None:
-            order = torch.randperm(n, generator=generator, device="cpu").to(self.device)
+            order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
         else:
             order = None
         for start in range(0, n, batch_size):
