@@ -1,0 +1,214 @@
+"""`dlab train`, `dlab eval`, `dlab finetune`, `dlab predict`, `dlab runs`: the torch engine's commands."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dlab.cli.common import add_data_dir, add_device, add_runs_dir, runs_dir
+from dlab.config import RunConfig, dotted_to_nested, load_toml, merge, parse_set_args, resolve
+from dlab.errors import DlabError
+from dlab.runs import CONFIG, create_run_dir, is_locked, list_runs, read_json, read_result, \
+    run_status, timestamp
+
+# Convenience flags and the config keys they set.
+FLAG_KEYS = {
+    "dataset": "data.dataset", "model": "model.name", "epochs": "train.epochs",
+    "lr": "optim.lr", "optimizer": "optim.name", "momentum": "optim.momentum",
+    "weight_decay": "optim.weight_decay", "schedule": "optim.schedule",
+    "batch_size": "train.batch_size", "seed": "train.seed", "dropout": "model.dropout",
+    "width": "model.width", "validation": "data.validation",
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="a TOML file with [data] [model] [optim] [train]")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set model.bn_conv1=true (repeatable)")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10 (default fashion-mnist)")
+    p.add_argument("--model", help="net (the assignment's default), cnn or mlp")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's default)")
+    p.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop, adagrad or adadelta")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", help="constant, step, exponential, cosine or onecycle")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--width", type=float, help="channel/width multiplier of the default net")
+    p.add_argument("--validation", help="'test' (test set as validation) or 'holdout'")
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> RunConfig:
+    """Resolve the run config: base, then --config file, then flags, then --set (later wins)."""
+    data = dict(base or {})
+    if args.config:
+        data = merge(data, load_toml(args.config))
+    flags = {key: getattr(args, attr) for attr, key in FLAG_KEYS.items()
+             if getattr(args, attr, None) is not None}
+    data = merge(data, dotted_to_nested(flags))
+    return resolve(merge(data, parse_set_args(args.set)))
+
+
+def _find_interrupted(root: Path, cfg: RunConfig) -> Path | None:
+    for run in reversed(list_runs(root)):
+        if read_result(run) is None and not is_locked(run) and \
+                read_json(run / CONFIG) == json.loads(json.dumps(cfg.to_dict())):
+            return run
+    return None
+
+
+def _train_into(cfg: RunConfig, run_dir: Path, args: argparse.Namespace, fresh: bool) -> int:
+    from dlab.torch_engine.train import train_run
+
+    print(f"run directory: {run_dir}")
+    try:
+        result = train_run(cfg, run_dir, data_dir=args.data_dir, device=args.device,
+                           progress=not args.quiet)
+    except DlabError:
+        if fresh and not (run_dir / CONFIG).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing was written: leave no litter
+        raise
+    acc = result.get("final_val_acc")
+    shown = "n/a" if acc is None else f"{100 * acc:.2f}%"
+    print(f"{result['status']}: final validation accuracy {shown} "
+          f"({result['epochs_completed']} epochs, {result['seconds_per_epoch'] or 0:.1f} s/epoch) "
+          f"→ {run_dir}")
+    return 0 if result["status"] in ("finished", "pruned") else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    root = runs_dir(args)
+    if args.resume and args.resume != "auto":
+        run_dir = Path(args.resume)
+        if not (run_dir / CONFIG).is_file():
+            raise DlabError(f"--resume {str(run_dir)!r}: not a run directory (no {CONFIG})")
+        cfg = resolve(read_json(run_dir / CONFIG))
+        return _train_into(cfg, run_dir, args, fresh=False)
+    cfg = config_from_args(args)
+    if args.resume == "auto":
+        run_dir = _find_interrupted(root, cfg)
+        if run_dir is None:
+            raise DlabError(f"--resume: no interrupted run of this config (hash {cfg.hash()}) "
+                            f"under {str(root)!r}")
+        return _train_into(cfg, run_dir, args, fresh=False)
+    stem = f"{timestamp()}-{cfg.data.dataset}-{cfg.model.name}-{cfg.hash()[:8]}"
+    return _train_into(cfg, create_run_dir(root, stem), args, fresh=True)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dlab.torch_engine.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.dataset, data_dir=args.data_dir,
+                                 device=args.device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.dataset} test: accuracy {100 * result['val_acc']:.2f}%  "
+              f"loss {result['val_loss']:.4f}  (n={result['n']})")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from dlab.torch_engine.checkpoint import checkpoint_json
+
+    if args.lr_factor <= 0:
+        raise DlabError(f"--lr-factor {args.lr_factor}; expected a factor > 0 (e.g. 0.05)")
+    source = checkpoint_json(args.checkpoint)
+    meta = read_json(source)
+    base = meta["config"]
+    base["optim"]["lr"] = base["optim"]["lr"] * args.lr_factor
+    base["data"]["dataset"] = args.dataset
+    base["train"]["init_from"] = str(source.resolve().with_suffix(""))
+    cfg = config_from_args(args, base)
+    stem = f"{timestamp()}-finetune-{cfg.data.dataset}-{cfg.hash()[:8]}"
+    return _train_into(cfg, create_run_dir(runs_dir(args), stem), args, fresh=True)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dlab.data import load_dataset
+    from dlab.torch_engine.batches import DeviceData
+    from dlab.torch_engine.checkpoint import load_checkpoint
+    from dlab.torch_engine.evaluate import evaluate, resolve_device
+
+    device = resolve_device(args.device)
+    model, cfg, meta = load_checkpoint(args.checkpoint, device)
+    ds = load_dataset(args.dataset or cfg.data.dataset, "test", args.data_dir)
+    if tuple(ds.images.shape[1:]) != tuple(meta["in_shape"]):
+        raise DlabError(f"dataset {ds.name!r} has images of shape {ds.images.shape[1:]}; "
+                        f"the model expects {tuple(meta['in_shape'])}")
+    result = evaluate(model, DeviceData(ds, cfg.data, device), 1000)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image_id", "label"])
+        writer.writerows(zip(range(len(ds)), result.predictions.astype(np.int64).tolist()))
+    print(f"wrote {len(ds)} predictions to {args.out} (test accuracy {100 * result.acc:.2f}%)")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    root = runs_dir(args)
+    runs = list_runs(root)
+    if not runs:
+        print(f"no runs under {root}")
+        return 0
+    print(f"{'run':<58} {'status':<11} {'dataset':<13} {'epochs':>6} {'best acc':>9} "
+          f"{'s/epoch':>8}")
+    for run in runs:
+        result = read_result(run) or {}
+        cfg = read_json(run / CONFIG)
+        best = result.get("best_val_acc")
+        spe = result.get("seconds_per_epoch")
+        print(f"{str(run.relative_to(root)):<58} {run_status(run):<11} "
+              f"{cfg.get('data', {}).get('dataset', '?'):<13} "
+              f"{result.get('epochs_completed', '-')!s:>6} "
+              f"{'-' if best is None else f'{100 * best:.2f}%':>9} "
+              f"{'-' if spe is None else f'{spe:.1f}':>8}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model (default: the assignment's net on Fashion-MNIST)")
+    _add_config_flags(p)
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="RUN_DIR",
+                   help="continue a killed run from its last checkpoint (the latest interrupted "
+                        "run of the same config, or RUN_DIR)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_data_dir(p), add_runs_dir(p), add_device(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained model, unchanged, on a dataset's test set")
+    p.add_argument("checkpoint", help="run directory or <run>/checkpoints/best|last")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_data_dir(p), add_device(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("finetune", help="continue training a checkpoint on a dataset")
+    p.add_argument("checkpoint", help="run directory or <run>/checkpoints/best|last")
+    p.add_argument("--lr-factor", type=float, default=0.05,
+                   help="multiply the checkpoint's lr by this (default 0.05 = 20x smaller)")
+    _add_config_flags(p)
+    p.set_defaults(dataset="mnist")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_data_dir(p), add_runs_dir(p), add_device(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("predict", help="write test-set predictions as CSV (image_id,label)")
+    p.add_argument("checkpoint", help="run directory or <run>/checkpoints/best|last")
+    p.add_argument("--dataset", help="default: the checkpoint's dataset")
+    p.add_argument("--out", type=Path, default=Path("predictions.csv"))
+    add_data_dir(p), add_device(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("runs", help="list runs: status, accuracy, time")
+    add_runs_dir(p)
+    p.set_defaults(func=cmd_runs)
