@@ -1,0 +1,83 @@
+"""Build a study report (report.md, report.html, figures) from run directories only.
+
+`build_report(study, runs_root, out_dir)` reads every planned run of the study (never trains or
+evaluates anything), draws one comparison figure per question and metric into
+`out_dir/figures/<question>_<metric>.png` with its data as JSON beside it, and writes
+`report.md` (figures linked) and a self-contained `report.html` (figures embedded).
+
+Must not import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlab.config import resolve
+from dlab.reports.collect import NOT_RUN, StudyResult, collect_study
+from dlab.reports.document import FigureFile, ReportSpec, SectionSpec
+from dlab.reports.figures import draw_figure
+from dlab.reports.htmldoc import render_html
+from dlab.reports.markdown import render_markdown
+from dlab.reports.series import METRICS, comparison_data
+from dlab.runs import atomic_write_bytes
+from dlab.studies import StudySpec, load_study
+
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where a built report went and how complete it is."""
+
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+    counts: dict[str, int]  # variant entries per status ("finished", "not run", ...)
+
+
+def default_out_dir(study: StudySpec, runs_root: Path) -> Path:
+    """`<runs_root>/<study name>/report`: beside the study's runs, never inside one."""
+    return Path(runs_root) / study.name / REPORT_DIR
+
+
+def _notes(result: StudyResult) -> tuple[str, ...]:
+    base = resolve(result.study.base)
+    if base.data.validation == "test":
+        validation = ("Validation numbers are measured on each dataset's TEST split (the study "
+                      "uses the test set as its validation set, as the original assignment does).")
+    else:
+        validation = (f"Validation numbers are measured on a held-out {base.data.val_size} "
+                      f"training images (split seed {base.data.split_seed}); the test set is unused.")
+    counts = result.counts()
+    total = sum(counts.values())
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    notes = [validation, f"Variant runs: {total} ({summary}); runs are read from {result.root}.",
+             "Accuracies are in %; 'original submission' is the reference student's number."]
+    if counts.get(NOT_RUN):
+        notes.append("Variants marked 'not run' have no run directory yet: run `dlab study "
+                     f"{result.study.name}` and rebuild this report.")
+    return tuple(notes)
+
+
+def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path | None = None
+                 ) -> ReportResult:
+    """Write report.md, report.html and figures for `study` from the runs under `runs_root`."""
+    spec = study if isinstance(study, StudySpec) else load_study(study)
+    result = collect_study(spec, Path(runs_root))
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(spec, runs_root)
+    sections, pngs = [], []
+    for qr in result.questions:
+        figures = []
+        for metric in METRICS:
+            data = comparison_data(qr, metric)
+            rel = f"figures/{qr.question.key}_{metric}.png"
+            png = draw_figure(data, out_dir / rel)
+            figures.append(FigureFile(data, png, rel))
+            pngs.append(png)
+        sections.append(SectionSpec(qr, tuple(figures)))
+    report = ReportSpec(result, tuple(sections), _notes(result))
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    atomic_write_bytes(md_path, render_markdown(report).encode())
+    atomic_write_bytes(html_path, render_html(report).encode())
+    return ReportResult(md_path, html_path, tuple(pngs), result.counts())

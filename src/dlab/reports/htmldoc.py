@@ -1,0 +1,76 @@
+"""Render a built report as one self-contained HTML file.
+
+Figures are embedded as base64 `data:` URIs and the CSS is inline, so the file can be mailed or
+opened offline; it loads nothing from anywhere else and runs no scripts.
+Must not import torch.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from dlab.reports.document import FigureFile, ReportSpec
+from dlab.reports.tables import COLUMNS, question_rows
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 70rem; padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .3rem; }
+h2 { margin-top: 2.5rem; border-bottom: 1px solid #bbb; }
+blockquote { margin: 0 0 1rem 0; padding: .4rem 1rem; border-left: 4px solid #89a;
+             background: #f4f6f8; white-space: pre-wrap; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }
+th { background: #eef; } td:first-child, td:nth-child(2) { text-align: left; }
+tr.not-run td { color: #888; font-style: italic; } tr.diverged td { color: #a00; }
+.figures { display: flex; flex-wrap: wrap; gap: .5rem; }
+.figures img { max-width: 100%; width: 34rem; border: 1px solid #ddd; }
+.explanation { background: #fbfbf2; border: 1px solid #e4e4c8; padding: .5rem 1rem;
+               white-space: pre-wrap; }
+"""
+
+
+def _img(fig: FigureFile) -> str:
+    data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
+    alt = html.escape(fig.spec.title)
+    return f'<img src="data:image/png;base64,{data}" alt="{alt}" title="{alt}">'
+
+
+def _row_class(status: str) -> str:
+    if status.startswith("not run"):
+        return "not-run"
+    return "diverged" if status.startswith("diverged") else ""
+
+
+def render_html(report: ReportSpec) -> str:
+    """The whole report as one HTML document with everything inline."""
+    s = report.study
+    esc = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>Study report: {esc(s.study.name)}</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>Study report: {esc(s.study.name)}</h1>"]
+    if s.study.description:
+        out.append(f"<p>{esc(s.study.description.strip())}</p>")
+    out.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
+    for section in report.sections:
+        q = section.result.question
+        out.append(f'<section id="{esc(q.key)}"><h2>{esc(q.key)}: {esc(q.title)}</h2>')
+        if q.text:
+            out.append(f"<blockquote>{esc(q.text.strip())}</blockquote>")
+        out.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+                   + "</tr></thead><tbody>")
+        for row in question_rows(section.result):
+            cls = _row_class(row[1])
+            out.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(c)}</td>" for c in row)
+                       + "</tr>")
+        out.append("</tbody></table>")
+        out.append('<div class="figures">' + "".join(_img(f) for f in section.figures)
+                   + "</div>")
+        if q.explanation:
+            out.append("<h3>What the knob does</h3>"
+                       f'<div class="explanation">{esc(q.explanation.strip())}</div>')
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
