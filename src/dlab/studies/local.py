@@ -1,0 +1,156 @@
+"""Run a study plan on this machine with N worker processes, in dependency order.
+
+Each work item runs in its own child process (`python -m dlab.studies.runner`), so a crashing
+item cannot take the others down and torch's thread count is set per child (with N workers on
+C cores: C // N threads each, at least 1). Children die with the parent (Linux
+PR_SET_PDEATHSIG), so a killed `dlab study run` leaves no orphan holding a run lock; the rerun
+skips finished items and resumes interrupted ones from their checkpoints. Ctrl-C forwards
+SIGINT to the children, waits for them to stop, and leaves finished runs untouched.
+Child logs go to `<study root>/logs/<key>.log`. Must not import torch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from dlab.errors import DlabError
+from dlab.runs import read_result
+from dlab.studies.execute import summary_line
+from dlab.studies.plan import PlannedRun, StudyPlan
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """How the local pool runs."""
+
+    workers: int = 1
+    threads: int = 0  # torch threads per worker; 0: cpu_count // workers (at least 1)
+    data_dir: str | None = None
+    device: str = "auto"
+    poll_s: float = 0.2
+
+
+@dataclass
+class LocalResult:
+    """What one `run_plan` call did."""
+
+    ran: list[str] = field(default_factory=list)  # keys executed by this call (finished now)
+    skipped: list[str] = field(default_factory=list)  # already done before this call
+    failed: dict[str, str] = field(default_factory=dict)  # key -> reason (incl. blocked steps)
+    wall_s: float = 0.0
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask the kernel to SIGKILL this child when its parent dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass  # not Linux/glibc: the run lock still protects run directories
+
+
+@dataclass
+class _Child:
+    item: PlannedRun
+    proc: subprocess.Popen
+    log: TextIO
+    started: float
+
+
+def _start(item: PlannedRun, cfg: LocalConfig, threads: int, logs: Path) -> _Child:
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"{item.key}.log", "a")
+    job = {"item": item.to_json(), "data_dir": cfg.data_dir, "device": cfg.device,
+           "threads": threads}
+    proc = subprocess.Popen([sys.executable, "-m", "dlab.studies.runner"], stdin=subprocess.PIPE,
+                            stdout=log, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_die_with_parent)
+    proc.stdin.write(json.dumps(job))
+    proc.stdin.close()
+    return _Child(item, proc, log, time.perf_counter())
+
+
+def _last_error(path: Path) -> str:
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+    return lines[-1] if lines else "no output"
+
+
+def run_plan(plan: StudyPlan, cfg: LocalConfig,
+             echo: Callable[[str], None] = print) -> LocalResult:
+    """Bring every item of `plan` to done with `cfg.workers` processes; returns what happened."""
+    if cfg.workers < 1:
+        raise DlabError(f"--workers {cfg.workers}: expected >= 1")
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
+    t0 = time.perf_counter()
+    out = LocalResult()
+    pending = []
+    for item in plan.runs:
+        if read_result(item.run_dir) is not None:
+            out.skipped.append(item.key)
+        else:
+            pending.append(item)
+    done = set(out.skipped)
+    total, running = len(pending), []
+    logs = plan.root / "logs"
+    try:
+        while pending or running:
+            for item in [p for p in pending if p.depends_on in out.failed]:
+                pending.remove(item)
+                out.failed[item.key] = f"its source {item.depends_on} failed"
+                echo(f"[skip] {summary_line(item, None)}: source {item.depends_on} failed")
+            ready = [p for p in pending if p.depends_on is None or p.depends_on in done]
+            while ready and len(running) < cfg.workers:
+                item = ready.pop(0)
+                pending.remove(item)
+                running.append(_start(item, cfg, threads, logs))
+                echo(f"[start] {summary_line(item, None)}")
+            time.sleep(cfg.poll_s)
+            for child in [c for c in running if c.proc.poll() is not None]:
+                running.remove(child)
+                child.log.close()
+                _finish(child, out, done, total, echo, logs)
+    except KeyboardInterrupt:
+        _stop(running)
+        raise
+    out.wall_s = time.perf_counter() - t0
+    return out
+
+
+def _finish(child: _Child, out: LocalResult, done: set, total: int,
+            echo: Callable[[str], None], logs: Path) -> None:
+    item, seconds = child.item, time.perf_counter() - child.started
+    result = read_result(item.run_dir)
+    if child.proc.returncode == 0 and result is not None:
+        done.add(item.key)
+        out.ran.append(item.key)
+        echo(f"[{len(out.ran)}/{total}] {summary_line(item, result)} ({seconds:.0f} s)")
+    else:
+        reason = _last_error(logs / f"{item.key}.log")
+        out.failed[item.key] = f"exit {child.proc.returncode}: {reason}"
+        echo(f"[fail] {summary_line(item, None)}: {reason}")
+
+
+def _stop(running: list[_Child], wait_s: float = 30.0) -> None:
+    """Forward Ctrl-C to the children, give them time to stop cleanly, then kill."""
+    for child in running:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + wait_s
+    for child in running:
+        try:
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+        child.log.close()
