@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gzip
 import hashlib
-import http.server
 import io
 import shutil
 import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +20,6 @@ from dlab.data.download import download_dataset
 from dlab.data.idx import load_idx_split
 from dlab.data.store import locate, user_cache_dir
 from dlab.errors import DlabError
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    """Serve tmp_path/www on 127.0.0.1; yields the base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def www(tmp_path: Path, name: str) -> Path:
