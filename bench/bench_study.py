@@ -1,0 +1,68 @@
+"""Time a whole study run (default: fashion-a1 without Q13-Q15) and print a table.
+
+    python bench/bench_study.py [--study fashion-a1] [--workers 2] [--only q1,...,q12]
+                                [--runs-dir DIR] [--data-dir DIR]
+
+Runs `dlab study run` in a fresh runs directory (so nothing is skipped), then reports the wall
+time, the number of variants the study lists, the distinct items and trainings it ran, and the
+mean seconds per epoch of the default run. Results are for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dlab.runs import read_result
+from dlab.studies import load_study, plan_study
+
+DEFAULT_ONLY = ",".join(f"q{i}" for i in range(1, 13))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", default="fashion-a1")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--only", default=DEFAULT_ONLY, help="question keys ('' = all)")
+    ap.add_argument("--runs-dir", type=Path, default=None)
+    ap.add_argument("--data-dir", default=os.environ.get("DLAB_DATA_DIR"))
+    args = ap.parse_args()
+    runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="bench-study-"))
+    cmd = [sys.executable, "-m", "dlab.cli", "study", "run", args.study, "--workers",
+           str(args.workers), "--runs-dir", str(runs)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.only:
+        cmd += ["--only", args.only]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    rc = subprocess.call(cmd)
+    wall = time.perf_counter() - t0
+    plan = plan_study(load_study(args.study), runs)
+    if args.only:
+        plan = plan.only(set(args.only.split(",")))
+    done = [r for r in plan.runs if read_result(r.run_dir) is not None]
+    trainings = [r for r in done if r.kind != "eval"]
+    listed = sum(len(plan.index[k]) for k in plan.index if k[0] in {q for r in plan.runs
+                                                                    for q, _ in r.uses})
+    per_epoch = [read_result(r.run_dir).get("seconds_per_epoch") or 0 for r in trainings]
+    print()
+    print("| study | workers | variants listed | distinct items | trainings run | wall (min) "
+          "| mean s/epoch | exit |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {args.study} ({args.only or 'all'}) | {args.workers} | {listed} | {len(plan.runs)} "
+          f"| {len(trainings)} | {wall / 60:.1f} | "
+          f"{sum(per_epoch) / max(1, len(per_epoch)):.1f} | {rc} |")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
