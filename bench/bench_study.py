@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--data-dir", default=os.environ.get("DLAB_DATA_DIR"))
     args = ap.parse_args()
     runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="bench-study-"))
-    cmd = [sys.executable, "-m", "dlab.cli", "study", "run", args.study, "--workers",
+    cmd = [str(Path(sys.executable).parent / "dlab"), "study", "run", args.study, "--workers",
            str(args.workers), "--runs-dir", str(runs)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -51,8 +51,8 @@ def main() -> int:
         plan = plan.only(set(args.only.split(",")))
     done = [r for r in plan.runs if read_result(r.run_dir) is not None]
     trainings = [r for r in done if r.kind != "eval"]
-    listed = sum(len(plan.index[k]) for k in plan.index if k[0] in {q for r in plan.runs
-                                                                    for q, _ in r.uses})
+    wanted = set(args.only.split(",")) if args.only else {q.key for q in plan.study.questions}
+    listed = sum(len(keys) for (q, _), keys in plan.index.items() if q in wanted)
     per_epoch = [read_result(r.run_dir).get("seconds_per_epoch") or 0 for r in trainings]
     print()
     print("| study | workers | variants listed | distinct items | trainings run | wall (min) "
