@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import tarfile
 import time
 import zipfile
@@ -93,7 +94,8 @@ OFFICIAL = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_ba
 def binary_files(arrays) -> dict[str, bytes]:
     out = {}
     for stem, images, labels in batches(arrays, OFFICIAL):
-        records = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(images), -1)], 1)
+        pixels = images.reshape(len(images), -1)
+        records = np.concatenate([labels.astype(np.uint8)[:, None], pixels], 1)
         out[f"cifar-10-batches-bin/{stem}.bin"] = records.tobytes()
     return out
 
@@ -105,6 +107,31 @@ def python_files(arrays) -> dict[str, bytes]:
                  b"data": images.reshape(len(images), -1), b"filenames": [b"x.png"] * len(labels)}
         out[f"cifar-10-batches-py/{stem}"] = pickle.dumps(batch, protocol=4)
     return out
+
+
+def _py2_str(b: bytes) -> bytes:
+    """A Python 2 str in pickle opcodes (SHORT_BINSTRING / BINSTRING)."""
+    return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+
+def py2_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch pickled the way the official files are (Python 2 cPickle, protocol 2): opcodes
+    written out by hand, since Python 3 pickles bytes differently."""
+    n, width = data.shape
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b")
+             + b"\x87R(K\x01J" + struct.pack("<i", n) + b"J" + struct.pack("<i", width) + b"\x86"
+             + b"cnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R(K\x03" + _py2_str(b"|")
+             + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + _py2_str(data.tobytes())
+             + b"tb")
+    items = b"".join(b"K" + bytes([label]) for label in labels)
+    return (b"\x80\x02}(" + _py2_str(b"data") + array + _py2_str(b"labels") + b"](" + items
+            + b"eu.")
+
+
+def python2_files(arrays) -> dict[str, bytes]:
+    return {f"cifar-10-batches-py/{stem}": py2_batch(images.reshape(len(images), -1),
+                                                      labels.tolist())
+            for stem, images, labels in batches(arrays, OFFICIAL)}
 
 
 def assert_same(a, b):
@@ -137,9 +164,10 @@ def test_image_folder_archives_match_directory(kind, jpeg_slice, folder_arrays, 
 
 
 @pytest.mark.parametrize("packed", [False, True])
-@pytest.mark.parametrize("layout", ["binary", "python"])
+@pytest.mark.parametrize("layout", ["binary", "python", "python2"])
 def test_official_layouts_match_image_folders(layout, packed, folder_arrays, tmp_path):
-    files = (binary_files if layout == "binary" else python_files)(folder_arrays)
+    files = {"binary": binary_files, "python": python_files,
+             "python2": python2_files}[layout](folder_arrays)
     root = tmp_path / "root"
     root.mkdir()
     if packed:
@@ -148,7 +176,7 @@ def test_official_layouts_match_image_folders(layout, packed, folder_arrays, tmp
     else:
         write_dir(root, files)
     source = find_cifar_source(root)
-    assert source.kind == layout and source.path.is_dir() != packed
+    assert source.kind == layout.rstrip("2") and source.path.is_dir() != packed
     assert_same({s: load_cifar10(root, s) for s in ("train", "test")}, folder_arrays)
 
 
@@ -194,7 +222,8 @@ def test_truncated_archives_are_one_line_errors(jpeg_slice, folder_arrays, tmp_p
 
 def test_truncated_binary_batch_names_the_file(folder_arrays, tmp_path):
     files = binary_files(folder_arrays)
-    files["cifar-10-batches-bin/data_batch_3.bin"] = files["cifar-10-batches-bin/data_batch_3.bin"][:-7]
+    name = "cifar-10-batches-bin/data_batch_3.bin"
+    files[name] = files[name][:-7]
     write_dir(tmp_path, files)
     with pytest.raises(DlabError, match=r"data_batch_3.*truncated"):
         load_cifar10(tmp_path, "train")

@@ -100,8 +100,9 @@ def test_cifar_binary_tarball_download(server, tmp_path):
             tf.addfile(info, io.BytesIO(records.tobytes()))
     archive = buf.getvalue()
     (www(tmp_path, "kriz") / "cifar-10-binary.tar.gz").write_bytes(archive)
+    md5 = hashlib.md5(archive).hexdigest()
     good = dataclasses.replace(get_spec("cifar10"), urls=(f"{server}/kriz/",),
-                               archives={"cifar-10-binary.tar.gz": hashlib.md5(archive).hexdigest()})
+                               archives={"cifar-10-binary.tar.gz": md5})
     dest = download_dataset(good, tmp_path / "ok")
     assert find_cifar_source(dest).kind == "binary"
     bad = dataclasses.replace(good, archives={"cifar-10-binary.tar.gz": "0" * 32})

@@ -4,8 +4,9 @@ or a plain directory (the shared copy of CIFAR-10 is such a .tar.gz).
 Members may sit under one leading folder (`cifar10/train/cat/0001.jpg`); hidden files
 (`.DS_Store`, `._x.jpg`) are skipped. Labels are the index of the class folder in the given
 class list; within a class, images are sorted by file name, so the order is reproducible.
-Images are decoded with Pillow into uint8 (N, H, W, C) arrays. Every problem (corrupt archive, unknown class folder, undecodable image,
-wrong image size) is a one-line DlabError naming the file. Must not import torch.
+Images are decoded with Pillow into uint8 (N, H, W, C) arrays. Every problem (corrupt archive,
+unknown class folder, undecodable image, wrong image size) is a one-line DlabError naming the
+file. Must not import torch.
 """
 
 from __future__ import annotations
