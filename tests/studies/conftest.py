@@ -1,9 +1,11 @@
-"""Tiny study files for the studies tests: small slices of real data, tiny nets, 1-2 epochs."""
+"""Fixtures for the studies tests: tiny study files: small slices of real data, tiny nets, 1-2 epochs."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+
+import pytest
 
 TINY_BASE = """
 [base]
@@ -41,3 +43,13 @@ def tree_checksums(folder: Path) -> dict[str, str]:
         if p.is_file() and p.name != "run.lock":
             out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+@pytest.fixture
+def make_tiny_study():
+    return tiny_study
+
+
+@pytest.fixture
+def checksums():
+    return tree_checksums
