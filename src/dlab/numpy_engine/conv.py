@@ -79,23 +79,26 @@ def conv_forward_im2col(x, w, b, stride=1, pad=0):
                       strides=(sc, sh, sw, sn, sh * stride, sw * stride), writeable=False)
     cols = view.reshape(c * hh * ww, n * ho * wo)  # copies: the view is not contiguous
     out = w.reshape(f, -1) @ cols + b[:, None]
+    # A transposed view, not a copy: consumers accept any strides.
     out = out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(out), (x.shape, xp.shape, w, cols, stride, pad)
+    return out, (x.shape, xp.shape, w, cols, stride, pad)
 
 
-def conv_backward_im2col(dout, cache):
-    """Returns (dx, dw, db) for `conv_forward_im2col`."""
+def conv_backward_im2col(dout, cache, compute_dx=True):
+    """Returns (dx, dw, db) for `conv_forward_im2col`; dx is None when compute_dx is False
+    (a first layer needs no input gradient)."""
     x_shape, xp_shape, w, cols, stride, pad = cache
     f, c, hh, ww = w.shape
     n, _, ho, wo = dout.shape
     dout_r = dout.transpose(1, 0, 2, 3).reshape(f, -1)
     dw = (dout_r @ cols.T).reshape(w.shape)
     db = dout_r.sum(axis=1)
+    if not compute_dx:
+        return None, dw, db
     dcols = (w.reshape(f, -1).T @ dout_r).reshape(c, hh, ww, n, ho, wo)
     dxp = np.zeros((xp_shape[1], xp_shape[0], xp_shape[2], xp_shape[3]), dtype=dcols.dtype)
     for i in range(hh):
         for j in range(ww):
             dxp[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += dcols[:, i, j]
     h, wd = x_shape[2], x_shape[3]
-    dx = dxp[:, :, pad:pad + h, pad:pad + wd].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dx), dw, db
+    return dxp[:, :, pad:pad + h, pad:pad + wd].transpose(1, 0, 2, 3), dw, db

@@ -35,6 +35,8 @@ class SolverConfig:
     epochs: int = 10
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train_eval_size: int = 10000  # train accuracy/loss measured on this many training images
+    time_budget_s: float = 0.0  # stop after the epoch that crosses this much training time (0: off)
+    check_every: int = 0  # also measure train/val accuracy every this many iterations (0: off)
     seed: int = 0
 
     def validate(self) -> None:
@@ -70,7 +72,8 @@ class Solver:
         self.epoch = 0
         self.iteration = 0
         self.history: dict[str, list[float]] = {k: [] for k in (
-            "loss", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s")}
+            "loss", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s",
+            "check_iteration", "check_train_acc", "check_val_acc")}
 
     def step(self, X, y):
         """One update on a prepared batch; returns the batch loss."""
@@ -108,6 +111,8 @@ class Solver:
             loss = self.step(xb, self.y_train[idx])
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at iteration {self.iteration}")
+            if self.cfg.check_every and self.iteration % self.cfg.check_every == 0:
+                self._check_accuracy()
         sub = slice(0, min(self.cfg.train_eval_size, n))
         tl, ta = self.evaluate(self.X_train[sub], self.y_train[sub])
         vl, va = self.evaluate(self.X_val, self.y_val)
@@ -116,9 +121,18 @@ class Solver:
             self.history[k].append(float(v))
         self.epoch += 1
 
+    def _check_accuracy(self):
+        sub = slice(0, min(self.cfg.train_eval_size, len(self.X_train)))
+        self.history["check_iteration"].append(self.iteration)
+        self.history["check_train_acc"].append(self.evaluate(self.X_train[sub],
+                                                             self.y_train[sub])[1])
+        self.history["check_val_acc"].append(self.evaluate(self.X_val, self.y_val)[1])
+
     def train(self, checkpoint: Path | None = None):
         """Train until `cfg.epochs`, checkpointing after every epoch when a path is given."""
         while self.epoch < self.cfg.epochs:
+            if self.cfg.time_budget_s and sum(self.history["epoch_time_s"]) >= self.cfg.time_budget_s:
+                break
             self.train_epoch()
             if checkpoint is not None:
                 self.save(checkpoint)
