@@ -163,6 +163,30 @@ def test_image_folder_archives_match_directory(kind, jpeg_slice, folder_arrays, 
     assert_same({s: load_cifar10(folder, s) for s in ("train", "test")}, folder_arrays)
 
 
+@pytest.mark.parametrize("fmt", ["ustar-tar", "pax-long-names"])
+def test_fast_tar_reader_and_its_tarfile_fallback(fmt, jpeg_slice, folder_arrays, tmp_path):
+    from dlab.data.imagefolder import _plain_tar_members
+
+    folder = tmp_path / "tars" / "cifar10"
+    folder.mkdir(parents=True)
+    if fmt == "ustar-tar":
+        path = folder / "images.tar"
+        with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
+            for name, data in jpeg_slice.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+        assert len(_plain_tar_members(path)) == len(jpeg_slice)  # the fast path read it
+    else:  # names past ustar's 255 characters need pax headers, which tarfile reads
+        path = write_tar(folder / "images.tar.gz", jpeg_slice, "d" * 300 + "/")
+        assert _plain_tar_members(path) is None
+    assert_same({s: load_cifar10(folder, s) for s in ("train", "test")}, folder_arrays)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DlabError, match=r"images\.tar.*truncated or corrupt"):
+        load_cifar10(folder, "train")  # a new checksum, so no stale cache hit either
+
+
 @pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("layout", ["binary", "python", "python2"])
 def test_official_layouts_match_image_folders(layout, packed, folder_arrays, tmp_path):

@@ -11,6 +11,7 @@ file. Must not import torch.
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import zipfile
@@ -44,12 +45,48 @@ def _iter_members(path: Path) -> Iterator[tuple[str, bytes]]:
                 if not info.is_dir():
                     yield info.filename, zf.read(info)
     else:
+        members = _plain_tar_members(path)
+        if members is not None:
+            yield from members
+            return
         # Streaming mode ("r|*") reads a .tar.gz once, front to back, without seeking.
         with tarfile.open(path, "r|*") as tf:
             for member in tf:
                 if member.isfile():
                     fh = tf.extractfile(member)
                     yield member.name, fh.read() if fh else b""
+
+
+def _plain_tar_members(path: Path) -> list[tuple[str, bytes]] | None:
+    """The regular files of a plain ustar archive (optionally gzipped), or None for anything
+    else (pax or GNU extensions, links, bad header checksums, truncation): `tarfile` reads those.
+
+    tarfile spends ~100 us of Python per member; 60k small images took 2.6-7 s that way and
+    take 0.7 s here (one gunzip, then slicing 512-byte headers).
+    """
+    opener = gzip.open if path.name.lower().endswith((".gz", ".tgz")) else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    out, pos = [], 0
+    while pos + 512 <= len(raw):
+        if raw[pos] == 0:  # the end-of-archive block
+            return out
+        header = raw[pos:pos + 512]
+        try:
+            checksum = int(header[148:156].rstrip(b"\0 ") or b"-1", 8)
+            size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
+        except ValueError:
+            return None
+        kind = header[156:157]
+        if checksum != sum(header[:148]) + 256 + sum(header[156:]) or kind not in b"05\0" \
+                or pos + 512 + size > len(raw):
+            return None
+        if kind != b"5":
+            name = header[:100].rstrip(b"\0").decode("utf-8", "replace")
+            prefix = header[345:500].rstrip(b"\0").decode("utf-8", "replace")
+            out.append((f"{prefix}/{name}" if prefix else name, raw[pos + 512:pos + 512 + size]))
+        pos += 512 + (size + 511) // 512 * 512
+    return None  # no end-of-archive block: let tarfile judge the truncation
 
 
 def _classify(name: str, classes: tuple[str, ...], source: Path) -> tuple[str, int] | None:
