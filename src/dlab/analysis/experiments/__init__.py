@@ -1,0 +1,1 @@
+"""One module per analysis experiment, each defining `SPEC` (see `dlab.analysis.registry`)."""
