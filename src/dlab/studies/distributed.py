@@ -52,12 +52,21 @@ def open_storage(url: str, heartbeat_s: int = 10, grace_s: int = 30, max_retry: 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+            with_driver(url), heartbeat_interval=heartbeat_s, grace_period=grace_s,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=max_retry))
     except Exception as exc:  # sqlalchemy/driver errors: make them one line naming the URL
         raise DlabError(f"cannot open storage {_safe(url)}: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def with_driver(url: str) -> str:
+    """A PostgreSQL URL without a driver gets psycopg2 (psycopg2-binary, dlab's [postgres] extra):
+    SQLAlchemy 2.1 would otherwise pick psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
+    return url
 
 
 def _safe(url: str) -> str:
@@ -73,6 +82,7 @@ def enqueue_plan(plan: StudyPlan, url: str) -> tuple[int, int]:
     """Create the queue study (if missing) and enqueue items not yet in it: (added, present)."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
     study = optuna.create_study(study_name=study_name(plan), storage=storage,
                                 direction="maximize", load_if_exists=True)
