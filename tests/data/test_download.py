@@ -35,13 +35,17 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/"
 
 
-def test_idx_download_falls_back_to_second_url_and_verifies(server, tmp_path, data_dir):
+def test_idx_download_falls_back_to_second_url_and_verifies(server, served_paths, tmp_path,
+                                                           data_dir):
     shutil.copytree(data_dir / "mnist", tmp_path / "www" / "mirror")
     spec = dataclasses.replace(get_spec("mnist"),
                                urls=(f"{server}/missing/", f"{server}/mirror/"))
     dest = download_dataset(spec, tmp_path / "dest")
     assert sorted(p.name for p in dest.iterdir()) == sorted(
         f"{stem}.gz" for pair in spec.files.values() for stem in pair)  # no temp files left
+    # The dead mirror is tried once; the one that answered serves the remaining files.
+    assert [p for p in served_paths if p.startswith("/missing/")] == [
+        "/missing/train-images-idx3-ubyte.gz"]
     images, labels = load_idx_split(dest, spec.files["test"], spec.sha256)
     assert images.shape == (10000, 1, 28, 28) and labels.shape == (10000,)
 

@@ -44,20 +44,25 @@ def download_dataset(spec: DatasetSpec, dest: Path, timeout_s: float = 30.0) -> 
     if spec.kind == "idx":
         from dlab.data.idx import find_idx_file
 
+        urls = list(spec.urls)
         for stem in (stem for pair in spec.files.values() for stem in pair):
             if find_idx_file(dest, stem) is None:
-                _fetch(spec, f"{stem}.gz", dest, "sha256", spec.sha256[stem], timeout_s,
-                       gunzip=True)
+                used = _fetch(spec, urls, f"{stem}.gz", dest, "sha256", spec.sha256[stem],
+                              timeout_s, gunzip=True)
+                # The mirror that answered goes first for the remaining files.
+                urls.remove(used)
+                urls.insert(0, used)
     elif not (dest / CIFAR_ARCHIVE).is_file():
-        _fetch(spec, CIFAR_ARCHIVE, dest, "md5", spec.archives[CIFAR_ARCHIVE], timeout_s)
+        _fetch(spec, spec.urls, CIFAR_ARCHIVE, dest, "md5", spec.archives[CIFAR_ARCHIVE],
+               timeout_s)
     return dest
 
 
-def _fetch(spec: DatasetSpec, filename: str, dest: Path, algo: str, expected: str,
-           timeout_s: float, gunzip: bool = False) -> None:
-    """Try each base URL in turn; verify and rename the first complete download."""
+def _fetch(spec: DatasetSpec, urls: list[str] | tuple[str, ...], filename: str, dest: Path,
+           algo: str, expected: str, timeout_s: float, gunzip: bool = False) -> str:
+    """Try each base URL in turn; verify and rename the first complete download; return its base."""
     failures = []
-    for base in spec.urls:
+    for base in urls:
         url = base.rstrip("/") + "/" + filename
         fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{filename}.", suffix=".part")
         try:
@@ -68,7 +73,7 @@ def _fetch(spec: DatasetSpec, filename: str, dest: Path, algo: str, expected: st
                 raise DlabError(f"downloaded file {filename} (from {url}) has the wrong {algo} "
                                 f"checksum: expected {expected}, got {actual}; it was not kept")
             os.replace(tmp, dest / filename)
-            return
+            return base
         except _NETWORK_ERRORS as exc:
             failures.append(f"{url}: {_reason(exc)}")
         finally:
