@@ -242,6 +242,15 @@ def test_truncated_archives_are_one_line_errors(jpeg_slice, folder_arrays, tmp_p
     with pytest.raises(DlabError, match=r"cifar10-jpeg\.tar\.gz.*truncated or corrupt") as info:
         load_cifar10(other, "test")
     assert "\n" not in str(info.value)
+    zipped = tmp_path / "z" / "cifar10"
+    zipped.mkdir(parents=True)
+    with zipfile.ZipFile(zipped / "cifar10.zip", "w") as zf:
+        for name, data in jpeg_slice.items():
+            zf.writestr(name, data)
+    raw = (zipped / "cifar10.zip").read_bytes()
+    (zipped / "cifar10.zip").write_bytes(raw[: len(raw) - 200])  # the central directory is cut
+    with pytest.raises(DlabError, match=r"cifar10\.zip.*truncated or corrupt"):
+        load_cifar10(zipped, "train")
 
 
 def test_truncated_binary_batch_names_the_file(folder_arrays, tmp_path):

@@ -40,7 +40,11 @@ def download_dataset(spec: DatasetSpec, dest: Path, timeout_s: float = 30.0) -> 
             no URL could be reached (saying what to do instead).
     """
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DlabError(f"cannot create the download folder {str(dest)!r} ({exc.strerror}); "
+                        "pass --data-dir to a folder holding the dataset") from None
     if spec.kind == "idx":
         from dlab.data.idx import find_idx_file
 
