@@ -108,3 +108,8 @@ def test_erasing_zeroes_one_rectangle_within_the_area_bound(area):
         assert int(zero[i].sum()) == box.numel() <= area * h * w
     assert torch.equal(y[~erased], x[~erased])
 
+
+
+def test_erasing_with_zero_area_erases_nothing():
+    x = torch.ones(50, 1, 8, 8)
+    assert torch.equal(Augmenter(AugmentConfig(erasing=1.0, erasing_area=0.0))(x, gen(0)), x)

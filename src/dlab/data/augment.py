@@ -108,6 +108,7 @@ def random_erasing(x: torch.Tensor, p: float, max_area: float,
     # Rounding down keeps eh * ew <= area, so the bound holds exactly.
     eh = torch.sqrt(area * ratio).floor().clamp(1, h)
     ew = (area / eh).floor().clamp(1, w)
+    apply &= eh * ew <= area  # areas under one pixel (erasing_area ~ 0) erase nothing
     top = (torch.rand(b, generator=generator, device=x.device) * (h - eh + 1)).floor()
     left = (torch.rand(b, generator=generator, device=x.device) * (w - ew + 1)).floor()
     ys = torch.arange(h, device=x.device)[None, :, None]
