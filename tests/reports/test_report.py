@@ -34,6 +34,8 @@ def test_series_are_percent_and_skip_non_finite(tmp_path):
     assert data.missing == ("lr-mid (not run)",)
     refs = [lv for lv in data.levels if lv.kind == "reference"]
     assert [(lv.owner, lv.y) for lv in refs] == [("lr-small", 70.5)]
+    assert comparison_data(result.questions[1], "loss").missing == (
+        "on-mnist (eval step: no training curve)",)
     q2 = comparison_data(result.questions[1], "val_acc")
     assert [(lv.label, round(lv.y, 6)) for lv in q2.levels] == [("on-mnist (eval on mnist)", 9.9)]
 

@@ -87,6 +87,8 @@ def comparison_data(qr: QuestionResult, metric: str) -> FigureSpec:
                                         "eval", v.label))
             elif metric in ("val_acc", "val_loss"):
                 missing.append(f"{v.label} ({v.status})")
+            else:  # an eval step trains nothing; the legend still names it
+                missing.append(f"{v.label} (eval step: no training curve)")
             continue
         rows = [r for r in v.metrics if isinstance(r.get("epoch"), int)]
         if rows:
