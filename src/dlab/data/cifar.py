@@ -183,8 +183,10 @@ def _parse_pickle(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     labels = batch.get(b"labels", batch.get("labels"))
     if not isinstance(data, np.ndarray) or labels is None:
         raise DlabError(f"CIFAR-10 file {name!r} lacks 'data' (array) or 'labels'")
-    data = np.asarray(data)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DlabError(f"CIFAR-10 file {name!r}: 'labels' is not a list of integers") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
             or len(data) != len(labels):
         raise DlabError(f"CIFAR-10 file {name!r}: data {data.dtype} {data.shape}, labels "
