@@ -95,6 +95,7 @@ def test_plan_keys_do_not_depend_on_the_runs_root(tmp_path):
     (('label = "a"', 'label = "a"\nkind = "eval"\nsource = "q9/x"\ndataset = "mnist"'),
      ["q9/x", "no such question"]),
     (('label = "b"', 'label = "b"\nkind = "evaluate"'), ["evaluate", "kind"]),
+    (('label = "b"', 'label = "b"\nconfig = "nope.toml"'), ["nope.toml", "not found", "q1/b"]),
     (('label = "b"', 'label = "a"'), ["'a' is used twice"]),
     (('key = "q1"', 'key = "Q 1"'), ["Q 1"]),
     (('title = "t"', "title = 't\n"), ["study.toml"]),
@@ -121,3 +122,13 @@ def test_study_cli_rejects_a_bad_file_before_training(tmp_path, capsys):
     assert main(["study", "run", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "widht" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_q13_uses_the_recipe_file_beside_the_study(tmp_path):
+    from dlab.config import load_run_config
+    from dlab.studies.spec import BUILTIN_DIR
+
+    plan = plan_study(load_study("fashion-a1"), tmp_path)
+    recipe = load_run_config(BUILTIN_DIR / "ultimate-fashion.toml")
+    assert plan.lookup("q13", "ultimate")[0].config == recipe
+    assert "ultimate-fashion" not in builtin_studies()  # a run config, not a study

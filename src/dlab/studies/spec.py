@@ -17,6 +17,8 @@ A study file is TOML::
     [[questions.variants]]
     label = "mnist"              # unique within the question, no "/"
     set = { "data.dataset" = "mnist" }   # overrides: dotted keys or nested tables
+    config = "recipe.toml"       # optional: a run-config file (relative to this file) applied
+                                 # before `set`; VariantSpec.overrides holds both, merged
     reference = 97.27            # optional: the original submission's accuracy in %
 
     [[questions.variants]]       # a step that uses another variant's best checkpoint
@@ -26,7 +28,8 @@ A study file is TOML::
     dataset = "mnist"
     lr_factor = 0.05             # finetune only: lr = (source's lr, or set's optim.lr) x factor
 
-Built-in studies live in `dlab/studies/builtin/*.toml` and are named by their file stem.
+Built-in studies live in `dlab/studies/builtin/*.toml` and are named by their file stem; run
+configs used by them (`config = ...`, e.g. the Q13 recipe) sit beside them and are not studies.
 `load_study` validates everything (unknown keys, bad values, unknown sources, every variant's
 resolved config) and raises a one-line `DlabError` naming the file, the line and the key before
 anything trains. Must not import torch.
@@ -48,7 +51,8 @@ KINDS = ("train", "eval", "finetune")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _STUDY_KEYS = {"name", "description", "seeds", "base", "questions"}
 _QUESTION_KEYS = {"key", "title", "text", "explanation", "seeds", "variants"}
-_VARIANT_KEYS = {"label", "set", "kind", "source", "dataset", "lr_factor", "seeds", "reference"}
+_VARIANT_KEYS = {"label", "config", "set", "kind", "source", "dataset", "lr_factor", "seeds",
+                 "reference"}
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,9 @@ class StudySpec:
 
 
 def builtin_studies() -> dict[str, Path]:
-    """Built-in study names and their files."""
-    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+    """Built-in study names and their files (run-config files beside them are not studies)."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))
+            if re.search(r"^\[\[questions\]\]", p.read_text(), re.MULTILINE)}
 
 
 def find_study_file(name_or_path: str | Path) -> Path:
@@ -183,13 +188,16 @@ class _Parser:
                 return found
         return found
 
-    def check_keys(self, table: Any, allowed: set[str], where: str, line: int | None) -> None:
+    def check_keys(self, table: Any, allowed: set[str], where: str, line: int | None,
+                   anchors: tuple[str, ...] = ()) -> None:
+        """Unknown keys are errors; the line is the key's own, searched after `anchors`."""
         if not isinstance(table, dict):
             self.fail(where, f"expected a table, got {table!r}", line)
         for key in table:
             if key not in allowed:
                 self.fail(f"{where}.{key}" if where else key, "unknown key; expected one of: "
-                          + ", ".join(sorted(allowed)), line or self.line_of(f"{key} ="))
+                          + ", ".join(sorted(allowed)), self.line_of(*anchors, f"{key} =")
+                          or line)
 
     def seeds(self, value: Any, where: str, line: int | None) -> tuple[int, ...]:
         if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool)
@@ -235,13 +243,14 @@ class _Parser:
 
     def question(self, q: Any, index: int, seeds: tuple[int, ...]) -> QuestionSpec:
         where = f"questions[{index}]"
-        self.check_keys(q, _QUESTION_KEYS, where, None)
+        if not isinstance(q, dict):
+            self.fail(where, f"expected a [[questions]] table, got {q!r}", None)
         key = q.get("key")
         if not isinstance(key, str) or not re.match(r"^[a-z0-9_-]+$", key):
             self.fail(f"{where}.key", f"{key!r}: expected a key like 'q1' ([a-z0-9_-])", None)
         line = self.line_of(f'key = "{key}"')
         where = f"questions.{key}"
-        self.check_keys(q, _QUESTION_KEYS, where, line)
+        self.check_keys(q, _QUESTION_KEYS, where, line, (f'key = "{key}"',))
         title = self.string(q, "title", where, line, key)
         text = self.string(q, "text", where, line, "")
         explanation = self.string(q, "explanation", where, line, "")
@@ -264,14 +273,15 @@ class _Parser:
                 ) -> tuple[VariantSpec, float | None]:
         where = f"questions.{qkey}.variants[{index}]"
         qline = self.line_of(f'key = "{qkey}"')
-        self.check_keys(v, _VARIANT_KEYS, where, qline)
+        if not isinstance(v, dict):
+            self.fail(where, f"expected a [[questions.variants]] table, got {v!r}", qline)
         label = v.get("label")
         if not isinstance(label, str) or not label or "/" in label:
             self.fail(f"{where}.label", f"{label!r}: expected a non-empty label without '/'",
                       qline)
         line = self.line_of(f'key = "{qkey}"', f'label = "{label}"')
         where = f"questions.{qkey}/{label}"
-        self.check_keys(v, _VARIANT_KEYS, where, line)
+        self.check_keys(v, _VARIANT_KEYS, where, line, (f'key = "{qkey}"', f'label = "{label}"'))
         kind = v.get("kind", "train")
         if kind not in KINDS:
             self.fail(f"{where}.kind", f"{kind!r}: expected one of: " + ", ".join(KINDS), line)
@@ -279,6 +289,8 @@ class _Parser:
         if not isinstance(overrides, dict):
             self.fail(f"{where}.set", f"{overrides!r}: expected a table of config overrides", line)
         overrides = nest(flatten(overrides))
+        if "config" in v:
+            overrides = merge(self.run_config(v["config"], f"{where}.config", line), overrides)
         source = self.string(v, "source", where, line, "")
         dataset = self.string(v, "dataset", where, line, "")
         lr_factor = v.get("lr_factor", 1.0)
@@ -294,7 +306,8 @@ class _Parser:
             for key in ("source", "dataset", "lr_factor"):
                 if key in v:
                     self.fail(f"{where}.{key}", "only eval and finetune steps take it", line)
-            self.resolve(self.base, overrides, f"{where}.set", line)
+            set_line = self.line_of(f'key = "{qkey}"', f'label = "{label}"', "set =")
+            self.resolve(self.base, overrides, f"{where}.set", set_line if "set" in v else line)
         else:
             if not re.match(r"^[a-z0-9_-]+/[^/]+$", source):
                 self.fail(f"{where}.source", f"{source!r}: expected '<question key>/<label>'",
@@ -315,6 +328,19 @@ class _Parser:
             vseeds = ()
         spec = VariantSpec(label, overrides, kind, source, dataset, float(lr_factor), vseeds)
         return spec, None if reference is None else float(reference)
+
+    def run_config(self, name: Any, where: str, line: int | None) -> dict[str, Any]:
+        """A run-config TOML file named relative to the study file, as nested overrides."""
+        if not isinstance(name, str) or not name:
+            self.fail(where, f"{name!r}: expected a run-config file name", line)
+        path = self.path.parent / name
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            self.fail(where, f"{str(path)!r} not found", line)
+        except tomllib.TOMLDecodeError as exc:
+            self.fail(where, f"{str(path)!r}: {exc}", line)
+        return nest(flatten(data))
 
     def resolve(self, base: dict[str, Any], overrides: dict[str, Any], where: str,
                 line: int | None) -> None:

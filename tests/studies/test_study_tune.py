@@ -1,0 +1,68 @@
+"""`dlab tune`: search-space validation, trials stored as ordinary runs, resumable SQLite study."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dlab.errors import DlabError
+from dlab.studies.tune import load_tune_spec, run_tune
+
+SPACE = """name = "t"
+trials = 2
+seed = 0
+[base]
+data.train_limit = 512
+data.val_limit = 256
+model.width = 0.5
+train.epochs = 2
+train.batch_size = 128
+[space."optim.lr"]
+type = "float"
+low = 0.005
+high = 0.2
+log = true
+[space."model.dropout"]
+type = "categorical"
+choices = [0.0, 0.5]
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (('type = "float"', 'type = "floaty"'), "floaty"),
+    (("low = 0.005", "low = 0.5"), "low < high"),
+    (("low = 0.005", "low = 0.0"), "log = true needs low > 0"),
+    (("choices = [0.0, 0.5]", "choices = [0.0, 1.5]"), "dropout = 1.5"),
+    (('[space."optim.lr"]', '[space."optim.lrr"]'), "lrr"),
+    (("trials = 2", "trails = 2"), "trails"),
+])
+def test_bad_search_spaces_fail_with_the_file_and_key(tmp_path, edit, expect):
+    path = write(tmp_path, SPACE.replace(*edit))
+    with pytest.raises(DlabError) as info:
+        load_tune_spec(path)
+    assert str(path) in str(info.value) and expect in str(info.value)
+
+
+def test_tune_trials_are_runs_and_the_study_resumes(tmp_path, data_dir):
+    spec = load_tune_spec(write(tmp_path, SPACE))
+    assert [p.key for p in spec.params] == ["optim.lr", "model.dropout"]
+    out = run_tune(spec, tmp_path / "runs", data_dir=data_dir, device="cpu", echo=lambda s: None)
+    root = tmp_path / "runs" / "tune" / "t"
+    assert out["storage"] == f"sqlite:///{root.resolve() / 'optuna.db'}"
+    assert (root / "optuna.db").exists() and sum(out["trials"].values()) == 2
+    results = [json.loads(p.read_text()) for p in root.glob("*/result.json")]
+    assert 1 <= len(results) <= 2  # a repeated config reuses its run
+    finished = [r for r in results if r["status"] == "finished"]
+    assert out["best_value"] == max(r["best_val_acc"] for r in finished)
+    cfg = json.loads((root / out["best_run_dir"].rsplit("/", 1)[1] / "config.json").read_text())
+    assert cfg["optim"]["lr"] == pytest.approx(out["best_params"]["optim.lr"])
+    again = run_tune(spec, tmp_path / "runs", trials=1, data_dir=data_dir, device="cpu",
+                     echo=lambda s: None)
+    assert sum(again["trials"].values()) == 3  # same study, one more trial
