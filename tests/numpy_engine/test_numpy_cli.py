@@ -6,11 +6,11 @@ from dlab.cli import main
 
 
 def test_numpy_mlp_run_directory(tmp_path, data_dir, capsys):
-    rc = main(["numpy", "mlp", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path),
+    rc = main(["numpy", "mlp", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path / "runs"),
                "--epochs", "2", "--hidden", "64", "32", "--augment", "--set", "train_limit=3000",
                "--set", "test_limit=500", "--set", "solver.train_eval_size=500"])
     assert rc == 0
-    run = next(tmp_path.iterdir())
+    run = next((tmp_path / "runs").iterdir())
     result = json.loads((run / "result.json").read_text())
     assert result["epochs"] == 2 and result["augmented"] is True
     assert result["final_test_acc"] > 0.5  # chance is 0.1; 46 augmented steps
@@ -23,15 +23,15 @@ def test_numpy_mlp_run_directory(tmp_path, data_dir, capsys):
 
 
 def test_numpy_mlp_bad_input(tmp_path, data_dir, capsys):
-    rc = main(["numpy", "mlp", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path),
+    rc = main(["numpy", "mlp", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path / "runs"),
                "--lr", "-0.5"])
     err = capsys.readouterr().err
     assert rc == 2 and "learning rate -0.5" in err and len(err.strip().splitlines()) == 1
-    rc = main(["numpy", "mlp", "--runs-dir", str(tmp_path), "--dropout", "1.0", "0.2"])
+    rc = main(["numpy", "mlp", "--runs-dir", str(tmp_path / "runs"), "--dropout", "1.0", "0.2"])
     assert rc == 2 and "dropout rate 1.0" in capsys.readouterr().err
-    rc = main(["numpy", "mlp", "--runs-dir", str(tmp_path), "--set", "solver.update_rule=lbfgs"])
+    rc = main(["numpy", "mlp", "--runs-dir", str(tmp_path / "runs"), "--set", "solver.update_rule=lbfgs"])
     assert rc == 2 and "unknown update rule 'lbfgs'" in capsys.readouterr().err
-    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_gradcheck_command_prints_errors(capsys):

@@ -70,7 +70,8 @@ def run_cifar_convnet(cfg: ConvNetRunConfig, data_dir=None, root: Path = Path("r
         seed_everything(cfg.seed)
         full = load_dataset("cifar10", "train", data_dir)
         train_idx, val_idx = holdout_split(len(full), cfg.val_size, cfg.seed)
-        train_idx = train_idx[:cfg.train_size]
+        # The image-folder layout is ordered by class: subsample at random, never a prefix.
+        train_idx = np.random.default_rng(cfg.seed).permutation(train_idx)[:cfg.train_size]
         dtype = np.dtype(cfg.model.dtype)
         mean_image = full.images[train_idx].mean(axis=0).astype(dtype)
 
