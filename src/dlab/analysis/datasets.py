@@ -33,8 +33,8 @@ def image_split(dataset: str, split: str, limit: int, data_dir=None) -> TensorSp
     images, labels = ds.images, ds.labels
     if limit:
         images, labels = images[:limit], labels[:limit]
-    x = (torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0 - MEAN) / STD
-    return TensorSplit(x, torch.from_numpy(np.ascontiguousarray(labels)).long())
+    x = (torch.from_numpy(np.array(images)).float() / 255.0 - MEAN) / STD
+    return TensorSplit(x, torch.from_numpy(np.array(labels)).long())
 
 
 def f1(x: torch.Tensor) -> torch.Tensor:

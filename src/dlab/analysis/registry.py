@@ -81,6 +81,17 @@ def check_config(cfg: Any, where: str) -> None:
                 raise DlabError(f"{where}.{f.name} = {value!r}; expected a positive value")
             if f.name == "seed" and v < 0:
                 raise DlabError(f"{where}.seed = {value!r}; expected >= 0")
+    names = {f.name for f in dataclasses.fields(cfg)}
+    if "dataset" in names:
+        from dlab.data.sources import DATASETS
+
+        require(cfg.dataset in DATASETS, f"{where}.dataset = {cfg.dataset!r}; expected one of: "
+                + ", ".join(DATASETS))
+    if "activation" in names:
+        from dlab.analysis.nets import ACTIVATIONS
+
+        require(cfg.activation in ACTIVATIONS, f"{where}.activation = {cfg.activation!r}; "
+                "expected one of: " + ", ".join(ACTIVATIONS))
     own = getattr(cfg, "validate", None)
     if own is not None:
         own()
