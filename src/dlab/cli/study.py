@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from dlab.cli.common import add_data_dir, add_device, add_runs_dir, runs_dir
 from dlab.errors import DlabError
@@ -55,6 +56,16 @@ def _add_study(parser: argparse.ArgumentParser) -> None:
     add_runs_dir(parser)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (schedulers, `kill`) like Ctrl-C: stop cleanly, keep finished runs."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _plan(args: argparse.Namespace):
     from dlab.studies import load_study, plan_study
 
@@ -77,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_items(plan)
         return 0
+    _interrupt_on_sigterm()
     out = run_plan(plan, LocalConfig(args.workers, args.threads, args.data_dir, args.device),
                    echo=lambda line: print(line, flush=True))
     print(f"ran {len(out.ran)} items ({sum(plan.by_key()[k].kind != 'eval' for k in out.ran)} "
@@ -141,6 +153,7 @@ def cmd_work(args: argparse.Namespace) -> int:
     plan = _plan(args)
     cfg = WorkerConfig(args.storage, args.data_dir, args.device, args.heartbeat, args.grace,
                        poll_s=args.poll, threads=args.threads)
+    _interrupt_on_sigterm()
     ran = work(plan, cfg, echo=lambda line: print(line, flush=True))
     print(f"worker done: ran {ran} items; no work left")
     return 0

@@ -153,11 +153,28 @@ def work(plan: StudyPlan, cfg: WorkerConfig, echo: Callable[[str], None] = print
         states = [t.state for t in study.get_trials(deepcopy=False)
                   if t.user_attrs.get("key") is not None]
         if TrialState.WAITING in states:
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            except KeyboardInterrupt:
+                _requeue_mine(study, storage, me)
+                raise
         elif TrialState.RUNNING in states:
             time.sleep(cfg.poll_s)  # others may still die and leave a retry behind
         else:
             return ran[0]
+
+
+def _requeue_mine(study: Any, storage: Any, me: str) -> None:
+    """Ctrl-C made optuna fail this worker's trial; queue it again (optuna's retry callback)."""
+    from optuna.trial import TrialState
+
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for trial in study.get_trials(deepcopy=True, states=(TrialState.FAIL, TrialState.RUNNING)):
+        if trial.user_attrs.get("worker") == me and trial.user_attrs.get("requeued") is None:
+            if trial.state == TrialState.RUNNING:
+                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            storage.set_trial_user_attr(trial._trial_id, "requeued", True)
+            retry(study, trial)
 
 
 def _wait_for(run_dir: Path, key: str, study: Any, poll_s: float) -> None:

@@ -8,12 +8,21 @@ torch's thread count, and runs the item. Exit status: 0 done, 2 DlabError (one l
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 from dlab.errors import DlabError
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # the pool forwards Ctrl-C as SIGINT; a parent started in the background ignores SIGINT and
+    # children would inherit that
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     job = json.loads(sys.stdin.read())
     try:
         import torch
