@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from dlab.cli.common import add_data_dir, add_runs_dir, runs_dir
@@ -60,10 +61,7 @@ def _mlp(args: argparse.Namespace) -> int:
         if args.dropout is not None:
             data["model"]["dropout"] = args.dropout
         data = merge(data, parse_set_args(args.set))
-        base = MnistMLPConfig()
-        import dataclasses
-
-        cfg = from_dict(MnistMLPConfig, merge(dataclasses.asdict(base), data))
+        cfg = from_dict(MnistMLPConfig, merge(dataclasses.asdict(MnistMLPConfig()), data))
     run_dir = run_mnist_mlp(cfg, args.data_dir, runs_dir(args), resume=args.resume)
     print(run_dir)
     return 0
