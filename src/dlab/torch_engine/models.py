@@ -29,8 +29,11 @@ def count_params(module: nn.Module) -> int:
 
 
 def _flat_size(layers: nn.Module, in_shape: tuple[int, int, int]) -> int:
+    layers.eval()  # batch norm cannot train on the single probe image
     with torch.no_grad():
-        return int(layers(torch.zeros(1, *in_shape)).flatten(1).shape[1])
+        size = int(layers(torch.zeros(1, *in_shape)).flatten(1).shape[1])
+    layers.train()
+    return size
 
 
 def build_net(cfg: NetConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -142,7 +145,7 @@ def build_model(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: i
         raise DlabError(f"unknown model {cfg.name!r}; expected one of: " + ", ".join(MODEL_BUILDERS))
     try:
         return MODEL_BUILDERS[cfg.name](cfg, tuple(in_shape), num_classes)
-    except RuntimeError as exc:  # e.g. too many pools for the image size
+    except (RuntimeError, ValueError) as exc:  # e.g. too many pools for the image size
         raise DlabError(f"model {cfg.name!r} does not fit inputs of shape {tuple(in_shape)}: "
                         f"{str(exc).splitlines()[0]}") from None
 

@@ -203,10 +203,10 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, data_dir=None, device: str
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
+        _write_config(run_dir, cfg)
         done = read_result(run_dir)
         if done is not None:
             return done
-        _write_config(run_dir, cfg)
         s = _build_session(cfg, run_dir, resolve_device(device), data_dir)
         resumed = (s.ckpt_dir / "last.json").exists()
         if resumed:

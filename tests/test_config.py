@@ -1,0 +1,74 @@
+"""Config loading, overrides, validation and hashing."""
+
+import pytest
+
+from dlab.config import (CNNConfig, NetConfig, load_run_config, merge, parse_set_args, resolve)
+from dlab.errors import DlabError
+
+
+def test_defaults_are_the_assignment_defaults():
+    cfg = resolve()
+    assert cfg.data.dataset == "fashion-mnist" and cfg.data.validation == "test"
+    assert (cfg.data.mean, cfg.data.std) == ((0.1307,), (0.3081,))
+    assert cfg.train.batch_size == 256 and cfg.train.eval_batch_size == 1000
+    assert cfg.train.epochs == 10 and cfg.train.seed == 1
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum) == ("sgd", 0.01, 0.5)
+    assert isinstance(cfg.model, NetConfig)
+
+
+@pytest.mark.parametrize("name,lr", [("adam", 1e-3), ("rmsprop", 1e-2), ("adadelta", 1.0)])
+def test_named_optimizer_without_lr_gets_library_default(name, lr):
+    cfg = resolve({"optim": {"name": name}})
+    assert cfg.optim.lr == lr and cfg.optim.momentum == 0.0
+
+
+def test_set_overrides_parse_toml_values_and_nest():
+    over = parse_set_args(["model.width=2", "model.bn_conv1=true", "data.mean=[0.5]",
+                           "optim.name=adam"])
+    cfg = resolve(over)
+    assert cfg.model.width == 2.0 and cfg.model.bn_conv1 is True
+    assert cfg.data.mean == (0.5,) and cfg.optim.name == "adam"
+
+
+def test_changing_model_name_starts_a_fresh_model_table():
+    data = merge({"model": {"name": "net", "width": 2}}, {"model": {"name": "cnn"}})
+    cfg = resolve(data)
+    assert isinstance(cfg.model, CNNConfig)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ({"data": {"dataset": "imagenet"}}, "unknown dataset 'imagenet'"),
+    ({"optim": {"lr": 0}}, "lr = 0.0"),
+    ({"optim": {"lr": -0.1}}, "lr = -0.1"),
+    ({"model": {"dropout": 1.5}}, "dropout = 1.5"),
+    ({"model": {"dropout": -0.1}}, "dropout = -0.1"),
+    ({"train": {"batch_size": 0}}, "batch size = 0"),
+    ({"optim": {"name": "lbfgs"}}, "unknown optimizer 'lbfgs'"),
+    ({"model": {"name": "vit"}}, "unknown model 'vit'"),
+    ({"model": {"colour": 1}}, "unknown config key 'model.colour'"),
+    ({"train": {"epochs": "ten"}}, "train.epochs = 'ten'"),
+    ({"optim": {"schedule": "zigzag"}}, "unknown schedule 'zigzag'"),
+])
+def test_bad_values_are_one_line_errors_naming_the_value(override, needle):
+    with pytest.raises(DlabError) as err:
+        resolve(override)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_hash_identifies_resolved_config():
+    assert resolve().hash() == resolve({"optim": {"lr": 0.01}}).hash()
+    assert resolve().hash() != resolve({"optim": {"lr": 0.1}}).hash()
+    assert len(resolve().hash()) == 12
+
+
+def test_toml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\nwidth = 2\n")
+    with pytest.raises(DlabError, match="bad.toml"):
+        load_run_config(bad)
+    with pytest.raises(DlabError, match="not found"):
+        load_run_config(tmp_path / "missing.toml")
+    good = tmp_path / "good.toml"
+    good.write_text('[model]\nwidth = 0.5\n[train]\nepochs = 3\n')
+    cfg = load_run_config(good, {"train": {"epochs": 4}})
+    assert cfg.model.width == 0.5 and cfg.train.epochs == 4

@@ -1,0 +1,165 @@
+"""The training loop on small slices of real Fashion-MNIST: outputs, determinism, resume,
+divergence, locking, fine-tuning and evaluation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlab.config import resolve
+from dlab.errors import DlabError
+from dlab.runs import read_jsonl, run_lock
+from dlab.torch_engine.checkpoint import load_checkpoint, read_checkpoint
+from dlab.torch_engine.evaluate import evaluate_checkpoint
+from dlab.torch_engine.train import train_run
+
+TINY = {"data": {"train_limit": 1024, "val_limit": 500}, "train": {"epochs": 2, "batch_size": 64}}
+
+
+def tiny(**over):
+    from dlab.config import merge
+
+    return resolve(merge(TINY, over))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("run")
+    result = train_run(tiny(), run, data_dir=data_dir, device="cpu", progress=False)
+    return run, result
+
+
+def test_run_directory_holds_every_artefact(finished_run):
+    run, result = finished_run
+    for name in ("config.json", "manifest.json", "metrics.jsonl", "result.json", "curves.png",
+                 "confusion.png", "confusion.json", "mistakes.png", "filters.png",
+                 "predictions.npz", "checkpoints/best.json", "checkpoints/last.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert set(rows[0]) >= {"loss", "acc", "val_loss", "val_acc", "lr", "time_s", "params"}
+    assert rows[0]["params"] == 21840 == result["params"]
+    assert result["status"] == "finished" and result["epochs_completed"] == 2
+    assert result["final_val_acc"] == rows[-1]["val_acc"]
+    assert result["best_val_acc"] == max(r["val_acc"] for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"]  # it learns
+    confusion = json.loads((run / "confusion.json").read_text())
+    assert sum(map(sum, confusion["matrix"])) == 500
+
+
+def test_tensorboard_has_the_expected_scalars(finished_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(finished_run[0] / "tb"))
+    acc.Reload()
+    assert {"loss", "acc", "val_loss", "val_acc", "lr"} <= set(acc.Tags()["scalars"])
+    assert "samples" in acc.Tags()["images"]
+
+
+def test_finished_run_is_not_retrained(finished_run, data_dir):
+    run, result = finished_run
+    before = (run / "metrics.jsonl").read_bytes()
+    again = train_run(tiny(), run, data_dir=data_dir, device="cpu", progress=False)
+    assert again == result and (run / "metrics.jsonl").read_bytes() == before
+
+
+def test_same_seed_same_metrics_on_cpu(finished_run, tmp_path, data_dir):
+    train_run(tiny(), tmp_path, data_dir=data_dir, device="cpu", progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+    assert strip(read_jsonl(tmp_path / "metrics.jsonl")) == \
+        strip(read_jsonl(finished_run[0] / "metrics.jsonl"))
+
+
+def test_other_run_dir_config_is_refused(finished_run, data_dir):
+    with pytest.raises(DlabError, match="different config"):
+        train_run(tiny(train={"seed": 2}), finished_run[0], data_dir=data_dir, progress=False)
+
+
+def test_a_second_process_cannot_enter_a_locked_run(tmp_path, data_dir):
+    with run_lock(tmp_path):
+        with pytest.raises(DlabError, match="in use by another dlab process"):
+            train_run(tiny(), tmp_path, data_dir=data_dir, progress=False)
+
+
+def test_divergence_ends_the_run_cleanly(tmp_path, data_dir):
+    cfg = tiny(optim={"lr": 1e6}, train={"epochs": 3})
+    result = train_run(cfg, tmp_path, data_dir=data_dir, device="cpu", progress=False)
+    assert result["status"] == "diverged"
+    assert result["epochs_completed"] < 3
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
+
+
+def test_checkpoint_round_trip_and_eval_on_another_dataset(finished_run, data_dir):
+    run, result = finished_run
+    model, cfg, meta = load_checkpoint(run / "checkpoints" / "best")
+    assert cfg == tiny() and meta["epoch"] == result["best_epoch"]
+    same = evaluate_checkpoint(run, "fashion-mnist", data_dir=data_dir, device="cpu")
+    other = evaluate_checkpoint(run / "checkpoints" / "last", "mnist", data_dir=data_dir)
+    assert same["n"] == other["n"] == 10000
+    assert 0 <= other["val_acc"] <= 1 and same["dataset"] == "fashion-mnist"
+
+
+def test_corrupt_or_missing_checkpoint_is_a_clear_error(finished_run, tmp_path):
+    with pytest.raises(DlabError, match="not found"):
+        load_checkpoint(tmp_path / "nothing")
+    run = finished_run[0]
+    meta = json.loads((run / "checkpoints/best.json").read_text())
+    copy = tmp_path / "best.json"
+    copy.write_text(json.dumps(meta))
+    blob = bytearray((run / "checkpoints" / meta["weights"]).read_bytes())
+    blob[-1] ^= 0xFF
+    (tmp_path / meta["weights"]).write_bytes(bytes(blob))
+    with pytest.raises(DlabError, match="SHA-256"):
+        read_checkpoint(copy)
+
+
+def test_finetune_starts_from_the_checkpoint_weights(finished_run, tmp_path, data_dir):
+    run, _ = finished_run
+    source = str(run / "checkpoints" / "best")
+    cfg = tiny(data={"dataset": "mnist"}, optim={"lr": 0.0005}, train={"init_from": source,
+                                                                       "epochs": 1})
+    result = train_run(cfg, tmp_path, data_dir=data_dir, device="cpu", progress=False)
+    scratch = train_run(tiny(data={"dataset": "mnist"}, optim={"lr": 0.0005},
+                             train={"epochs": 1}), tmp_path / "scratch", data_dir=data_dir,
+                        progress=False)
+    assert result["final_val_acc"] != scratch["final_val_acc"]
+    with pytest.raises(DlabError, match="do not fit"):
+        train_run(tiny(model={"width": 2.0}, train={"init_from": source}), tmp_path / "bad",
+                  data_dir=data_dir, progress=False)
+
+
+KILL_SCRIPT = """
+import sys
+from dlab.config import resolve
+from dlab.torch_engine.train import train_run
+cfg = resolve({"data": {"train_limit": 3000, "val_limit": 300},
+               "train": {"epochs": 4, "batch_size": 32}})
+train_run(cfg, sys.argv[1], data_dir=sys.argv[2], device="cpu", progress=False)
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, data_dir):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(killed), str(data_dir)])
+    deadline = time.time() + 240
+    while not (killed / "checkpoints" / "last.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before its first epoch"
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "result.json").exists()
+    subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(killed), str(data_dir)], check=True)
+    subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(clean), str(data_dir)], check=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+    assert strip(read_jsonl(killed / "metrics.jsonl")) == strip(read_jsonl(clean / "metrics.jsonl"))
+    assert not list(killed.rglob("*.tmp")), "a temporary file was left behind"
+    for path in (killed / "checkpoints").glob("*.json"):
+        read_checkpoint(path)  # verifies the checksum of every checkpoint left
+    assert json.loads((killed / "result.json").read_text())["epochs_completed"] == 4
