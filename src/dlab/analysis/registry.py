@@ -68,7 +68,7 @@ def resolve_config(spec: ExperimentSpec, overrides: dict[str, Any] | None = None
 
 
 def check_config(cfg: Any, where: str) -> None:
-    """Generic checks on a sizes config (counts >= 1, rates > 0, fractions in [0, 1]), then its own."""
+    """Generic checks on a sizes config (sizes and rates > 0, fractions in [0, 1]), then its own."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         values = value if isinstance(value, tuple) else (value,)
@@ -77,10 +77,11 @@ def check_config(cfg: Any, where: str) -> None:
                 continue
             if f.name.endswith("_frac") and not 0 <= v <= 1:
                 raise DlabError(f"{where}.{f.name} = {value!r}; expected a value in [0, 1]")
-            if not f.name.endswith("_frac") and f.name != "seed" and v <= 0:
-                raise DlabError(f"{where}.{f.name} = {value!r}; expected a positive value")
-            if f.name == "seed" and v < 0:
-                raise DlabError(f"{where}.seed = {value!r}; expected >= 0")
+            # seeds may be 0 and slice limits 0 means "all"; every other size must be positive
+            zero_ok = f.name == "seed" or f.name.endswith("_limit")
+            if v < 0 or (v == 0 and not zero_ok):
+                raise DlabError(f"{where}.{f.name} = {value!r}; expected "
+                                + (">= 0" if zero_ok else "a positive value"))
     names = {f.name for f in dataclasses.fields(cfg)}
     if "dataset" in names:
         from dlab.data.sources import DATASETS
