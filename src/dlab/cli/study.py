@@ -76,14 +76,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dlab.studies.local import LocalConfig, run_plan
 
     plan = _plan(args)
+    keys_only = {k.strip() for k in args.only.split(",") if k.strip()}
     if args.only:
-        keys = {k.strip() for k in args.only.split(",") if k.strip()}
-        unknown = keys - {q.key for q in plan.study.questions}
+        unknown = keys_only - {q.key for q in plan.study.questions}
         if unknown:
             raise DlabError(f"--only {args.only}: unknown question(s) {', '.join(sorted(unknown))}")
-        plan = plan.only(keys)
+        plan = plan.only(keys_only)
+    listed = plan.variant_count()
+    if args.only:
+        listed = sum(len(keys) for (q, _), keys in plan.index.items() if q in keys_only)
     trainings = sum(r.kind != "eval" for r in plan.runs)
-    print(f"study {plan.study.name}: {plan.variant_count()} variants listed -> {len(plan.runs)} "
+    print(f"study {plan.study.name}: {listed} variants listed -> {len(plan.runs)} "
           f"distinct items ({trainings} trainings) in {plan.root}")
     if args.dry_run:
         _print_items(plan)
