@@ -81,6 +81,20 @@ def _start(item: PlannedRun, cfg: LocalConfig, threads: int, logs: Path) -> _Chi
     return _Child(item, proc, log, time.perf_counter())
 
 
+def _cost(item: PlannedRun, needed: set[str]) -> float:
+    """A rough relative cost, to start long items first (shorter tail with N workers).
+
+    Items others depend on go first of all. Per epoch: compute grows with the net's width
+    squared, and per-step overhead with the number of steps (small batches).
+    """
+    if item.kind == "eval":
+        return 0.0
+    t, m = item.config.train, item.config.model
+    width = getattr(m, "width", 2.0) if m.name == "net" else 4.0
+    cost = t.epochs * width ** 2 * (1.0 + 64.0 / t.batch_size)
+    return cost + (1e9 if item.key in needed else 0.0)
+
+
 def _last_error(path: Path) -> str:
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
     return lines[-1] if lines else "no output"
@@ -102,6 +116,7 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
             pending.append(item)
     done = set(out.skipped)
     total, running = len(pending), []
+    needed = {p.depends_on for p in pending if p.depends_on}
     logs = plan.root / "logs"
     try:
         while pending or running:
@@ -109,7 +124,8 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
                 pending.remove(item)
                 out.failed[item.key] = f"its source {item.depends_on} failed"
                 echo(f"[skip] {summary_line(item, None)}: source {item.depends_on} failed")
-            ready = [p for p in pending if p.depends_on is None or p.depends_on in done]
+            ready = sorted((p for p in pending if p.depends_on is None or p.depends_on in done),
+                           key=lambda p: -_cost(p, needed))
             while ready and len(running) < cfg.workers:
                 item = ready.pop(0)
                 pending.remove(item)
