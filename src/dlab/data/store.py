@@ -50,6 +50,20 @@ def has_dataset(folder: Path, spec: DatasetSpec) -> bool:
     return find_cifar_source(folder) is not None
 
 
+def _refuse_incomplete(folder: Path, spec: DatasetSpec) -> None:
+    """A folder with some but not all IDX files is an error naming the missing one: silently
+    skipping it (or downloading over it) would hide a broken copy."""
+    if spec.kind != "idx" or not folder.is_dir():
+        return
+    from dlab.data.idx import find_idx_file
+
+    stems = [stem for pair in spec.files.values() for stem in pair]
+    missing = [stem for stem in stems if find_idx_file(folder, stem) is None]
+    if missing and len(missing) < len(stems):
+        raise DlabError(f"dataset {spec.name!r} in {str(folder)!r} is incomplete: "
+                        f"{missing[0]}(.gz) is missing")
+
+
 def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
            download: bool = True) -> Path:
     """The folder holding `spec`'s files, downloading them into the user cache if none does."""
@@ -58,6 +72,7 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
         for folder in (root / spec.name, root):
             if has_dataset(folder, spec):
                 return folder
+            _refuse_incomplete(folder, spec)
     if download:
         from dlab.data.download import download_dataset
 

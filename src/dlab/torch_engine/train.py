@@ -61,15 +61,19 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _write_config(run_dir: Path, cfg: RunConfig) -> None:
+def _check_config(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether `run_dir` already holds this config; a different one is an error."""
     path = run_dir / CONFIG
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != json.loads(json.dumps(cfg.to_dict())):
-            raise DlabError(f"run directory {str(run_dir)!r} holds a run of a different config; "
-                            "use a new run directory")
-        return
-    atomic_write_json(path, cfg.to_dict())
+    if not path.exists():
+        return False
+    if json.loads(path.read_text()) != json.loads(json.dumps(cfg.to_dict())):
+        raise DlabError(f"run directory {str(run_dir)!r} holds a run of a different config; "
+                        "use a new run directory")
+    return True
+
+
+def _write_config(run_dir: Path, cfg: RunConfig) -> None:
+    atomic_write_json(run_dir / CONFIG, cfg.to_dict())
     atomic_write_json(run_dir / MANIFEST, manifest({"config_hash": cfg.hash()}))
 
 
@@ -203,11 +207,13 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, data_dir=None, device: str
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
-        _write_config(run_dir, cfg)
+        known = _check_config(run_dir, cfg)
         done = read_result(run_dir)
         if done is not None:
             return done
-        s = _build_session(cfg, run_dir, resolve_device(device), data_dir)
+        s = _build_session(cfg, run_dir, resolve_device(device), data_dir)  # bad data fails here
+        if not known:
+            _write_config(run_dir, cfg)
         resumed = (s.ckpt_dir / "last.json").exists()
         if resumed:
             _resume(s)
