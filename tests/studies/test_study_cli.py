@@ -40,3 +40,15 @@ def test_status_reports_finished_and_pending_items(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{default.key}  train    finished" in out
     assert f"1 finished, {len(plan.runs) - 1} pending of {len(plan.runs)} items" in out
+
+
+def test_enqueue_once_and_queue_status_with_sqlite_storage(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    args = ["fashion-a1", "--storage", url, "--runs-dir", str(tmp_path)]
+    n = len(plan_study(load_study("fashion-a1"), tmp_path).runs)
+    assert main(["study", "enqueue", *args]) == 0
+    assert f"enqueued {n} work items (0 already queued)" in capsys.readouterr().out
+    assert main(["study", "enqueue", *args]) == 0
+    assert f"enqueued 0 work items ({n} already queued)" in capsys.readouterr().out
+    assert main(["study", "status", *args]) == 0
+    assert f"queue: {n} waiting" in capsys.readouterr().out
