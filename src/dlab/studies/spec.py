@@ -30,9 +30,9 @@ A study file is TOML::
 
 Built-in studies live in `dlab/studies/builtin/*.toml` and are named by their file stem; run
 configs used by them (`config = ...`, e.g. the Q13 recipe) sit beside them and are not studies.
-`load_study` (parsing in `dlab.studies.parse`) validates everything (unknown keys, bad values, unknown sources, every variant's
-resolved config) and raises a one-line `DlabError` naming the file, the line and the key before
-anything trains. Must not import torch.
+`load_study` (parsing in `dlab.studies.parse`) validates everything (unknown keys, bad values,
+unknown sources, every variant's resolved config) and raises a one-line `DlabError` naming the
+file, the line and the key before anything trains. Must not import torch.
 """
 
 from __future__ import annotations
