@@ -41,7 +41,7 @@ def test_batched_equals_sequential(mnist_slice, optim_math, per_model, net):
     if net == "mlp":
         build = lambda: mlp((784, 16, 10))  # noqa: E731
     else:
-        build = lambda: cnn((4, 6), 0)  # noqa: E731
+        build = lambda: cnn((4, 6))  # noqa: E731
     count, steps = 3, 12
     base, params = stack_params(init_copies(build, count, seed=7))
     gens = [torch.Generator().manual_seed(i) for i in range(count)]

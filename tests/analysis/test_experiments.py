@@ -84,3 +84,15 @@ def test_grad_norm_recorded_per_iteration(data_dir):
     r = _run("grad-norm", data_dir, iterations=300)
     assert r.verdict.passed, r.verdict.measured
     assert len(r.numbers["grad_norm"]) == 300 and min(r.numbers["grad_norm"]) > 0
+
+
+def test_depth_cnns_have_about_25_6k_parameters_and_different_depths():
+    from dlab.analysis.experiments.mnist_depth import NETS
+    from dlab.analysis.nets import cnn, count_params
+
+    depths = []
+    for channels, per_stage in NETS.values():
+        model = cnn(channels, per_stage)
+        assert abs(count_params(model) - 25_600) / 25_600 < 0.02
+        depths.append(sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()))
+    assert depths == [1, 2, 4]

@@ -1,8 +1,10 @@
-"""The small networks of the analysis experiments, built from tuples of sizes.
+"""The analysis experiments' networks, built by the torch engine from `dlab.config` model configs.
 
-These are plain `torch.nn.Sequential` stacks without buffers (no batch norm), so that many copies
-can be stacked and trained with `dlab.analysis.batched`. MLPs take any input shape and flatten
-it; `cnn` builds a plain conv stack for 28x28 single-channel images. Imports torch.
+MLPs are `MLPConfig` nets (Flatten → [Linear → activation]… → Linear) for any input width
+(1-D functions use in_shape (1, 1, 1)); CNNs are `CNNConfig` VGG-style nets without batch norm
+and with a flatten head. No batch norm and no dropout anywhere: the nets must have no buffers
+and be deterministic functions of their parameters, so that many copies can be stacked and
+trained with `dlab.analysis.batched`. Imports torch.
 """
 
 from __future__ import annotations
@@ -10,51 +12,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlab.errors import DlabError
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-               "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "elu": nn.ELU}
+from dlab.config import CNNConfig, MLPConfig
+from dlab.torch_engine.models import ACTIVATIONS, build_model
 
 
-def activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise DlabError(f"unknown activation {name!r}; expected one of: " + ", ".join(ACTIVATIONS))
-    return ACTIVATIONS[name]()
+def mlp(sizes: tuple[int, ...], act: str = "relu") -> nn.Module:
+    """A fully connected net with layer widths `sizes` (input width first, output width last)."""
+    cfg = MLPConfig(hidden=tuple(sizes[1:-1]), activation=act)
+    return build_model(cfg, (sizes[0], 1, 1), sizes[-1])
 
 
-def mlp(sizes: tuple[int, ...], act: str = "relu") -> nn.Sequential:
-    """A fully connected net with layer widths `sizes` (input first, output last)."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(activation(act))
-    return nn.Sequential(*layers)
-
-
-def cnn(channels: tuple[int, ...], fc: int, num_classes: int = 10, image: int = 28,
-        in_channels: int = 1) -> nn.Sequential:
-    """3x3 'same' convs with ReLU, a 2x2 max pool after each of the first two, then fc layers.
+def cnn(channels: tuple[int, ...], convs_per_stage: int = 1, num_classes: int = 10,
+        in_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Module:
+    """Stages of 3x3 convs + ReLU, each stage ending in a 2x2 max pool, then flatten → Linear.
 
     Args:
-        channels: output channels of each conv layer (depth = len(channels)).
-        fc: width of the hidden fully connected layer (0 = straight to the classes).
+        channels: output channels per stage; depth = len(channels) * convs_per_stage.
     """
-    layers: list[nn.Module] = []
-    c, size = in_channels, image
-    for i, out in enumerate(channels):
-        layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU()]
-        if i < 2:
-            layers.append(nn.MaxPool2d(2))
-            size //= 2
-        c = out
-    layers.append(nn.Flatten())
-    flat = c * size * size
-    if fc:
-        layers += [nn.Linear(flat, fc), nn.ReLU(), nn.Linear(fc, num_classes)]
-    else:
-        layers.append(nn.Linear(flat, num_classes))
-    return nn.Sequential(*layers)
+    cfg = CNNConfig(channels=tuple(channels), convs_per_stage=convs_per_stage, batch_norm=False,
+                    head="flatten")
+    return build_model(cfg, in_shape, num_classes)
 
 
 def count_params(module: nn.Module) -> int:
@@ -68,3 +45,6 @@ def init_copies(build, count: int, seed: int) -> list[nn.Module]:
         torch.manual_seed(seed + i)
         models.append(build())
     return models
+
+
+__all__ = ["ACTIVATIONS", "mlp", "cnn", "count_params", "init_copies"]
