@@ -8,10 +8,15 @@ torch's thread count, and runs the item. Exit status: 0 done, 2 DlabError (one l
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import sys
+import time
 
 from dlab.errors import DlabError
+
+
+START = time.perf_counter()
 
 
 def _raise_interrupt(signum, frame):
@@ -41,6 +46,11 @@ def main() -> int:
         print("dlab: interrupted", file=sys.stderr)
         return 130
     print(json.dumps(result, sort_keys=True))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of the whole item (imports, data, training, figures): on a shared machine the
+    # wall time says little, the CPU time is what the item would take alone on one core
+    print(json.dumps({"cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                      "wall_s": round(time.perf_counter() - START, 2)}))
     return 0
 
 
