@@ -14,6 +14,7 @@ threads. Results are for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -101,14 +102,27 @@ def main() -> int:
     wanted = set(args.only.split(",")) if args.only else {q.key for q in plan.study.questions}
     listed = sum(len(keys) for (q, _), keys in plan.index.items() if q in wanted)
     per_epoch = [read_result(r.run_dir).get("seconds_per_epoch") or 0 for r in trainings]
+    cpu = item_cpu_seconds(plan)
     print()
     print("| study | workers | variants listed | distinct items | trainings run | wall (min) "
-          "| mean s/epoch | exit |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| mean s/epoch | item CPU (min, items) | exit |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.study} ({args.only or 'all'}) | {args.workers} | {listed} | {len(plan.runs)} "
           f"| {len(trainings)} | {wall / 60:.1f} | "
-          f"{sum(per_epoch) / max(1, len(per_epoch)):.1f} | {rc} |")
+          f"{sum(per_epoch) / max(1, len(per_epoch)):.1f} | {sum(cpu.values()) / 60:.1f}, "
+          f"{len(cpu)} | {rc} |")
     return rc
+
+
+def item_cpu_seconds(plan) -> dict[str, float]:
+    """Per item key: the CPU seconds its runner logged (items run by this version of dlab)."""
+    out = {}
+    for item in plan.runs:
+        log = plan.root / "logs" / f"{item.key}.log"
+        for line in log.read_text().splitlines() if log.exists() else []:
+            if line.startswith('{"cpu_s"'):
+                out[item.key] = json.loads(line)["cpu_s"]
+    return out
 
 
 if __name__ == "__main__":
