@@ -1,9 +1,11 @@
 """Batched training of many copies of one architecture in one process (torch.func + vmap).
 
 M models that share an architecture (seeds, repetitions) are trained as one: their parameters
-are stacked along a leading model axis (`torch.func.stack_module_state`), the per-model loss is
-`functional_call(base, params_m, x_m)`, and `vmap` over the model axis turns M small forward/
-backward passes into one set of wide kernels. The optimizer math (`SGDMath`, `AdamMath`) is the
+are stacked along a leading model axis (`torch.func.stack_module_state`) and the M forward
+passes run as one: `vmap(functional_call(base, params_m, x_m))` in general, batched matrix
+products for plain MLPs. Per-model gradients of the plain loss come from ordinary autograd on
+the sum of the M losses (the models share no parameters); other objectives (the gradient norm)
+use `vmap(grad_and_value(objective))`. The optimizer math (`SGDMath`, `AdamMath`) is the
 same as `torch.optim.SGD` / `torch.optim.Adam` applied slice by slice, so a batched run equals M
 sequential runs with the same initial weights and the same batches (tests pin this to 1e-5).
 
@@ -49,16 +51,6 @@ def flatten_params(params: Params, stacked: bool = True) -> torch.Tensor:
     if stacked:
         return torch.cat([v.reshape(v.shape[0], -1) for v in params.values()], dim=1)
     return torch.cat([v.reshape(-1) for v in params.values()])
-
-
-def model_loss(base: nn.Module, loss_fn: LossFn) -> Callable[[Params, torch.Tensor, torch.Tensor],
-                                                            torch.Tensor]:
-    """The loss of one model as a pure function of (params, x, y)."""
-
-    def f(params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_fn(functional_call(base, params, (x,)), y)
-
-    return f
 
 
 def batched_forward(base: nn.Module, params: Params, x: torch.Tensor,
@@ -166,15 +158,6 @@ class AdamMath:
 OptimMath = SGDMath | AdamMath
 
 
-def make_optim_math(name: str, lr: float, momentum: float = 0.0) -> OptimMath:
-    """'sgd' or 'adam' with the given learning rate."""
-    if name == "sgd":
-        return SGDMath(lr=lr, momentum=momentum)
-    if name == "adam":
-        return AdamMath(lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
-
-
 def torch_optimizer(math_: OptimMath, params) -> torch.optim.Optimizer:
     """The torch.optim twin of an optimizer math object (for sequential reference runs)."""
     if isinstance(math_, SGDMath):
@@ -197,7 +180,6 @@ class BatchedTrainer:
         self.optim = optim
         self.state = optim.init(params)
         self.loss_fn = loss_fn
-        self.loss = model_loss(base, loss_fn)
         self._gv = None
         if objective is not None:
             self._set_objective(objective)
