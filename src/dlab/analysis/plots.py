@@ -26,7 +26,7 @@ def draw(fig_spec: FigureSpec, out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     panels = fig_spec.data["panels"]
-    cols = min(len(panels), 3)
+    cols = 2 if len(panels) == 4 else min(len(panels), 3)  # 2x2 reads better than 3+1
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, panels):
