@@ -77,8 +77,9 @@ def test_missing_file_is_named(data_dir, tmp_path):
     spec = get_spec("mnist")
     with pytest.raises(DlabError, match=r"train-labels-idx1-ubyte.*not found"):
         load_idx_split(folder, spec.files["train"], spec.sha256)
-    # Through the lookup, the incomplete folder does not count as the dataset.
-    with pytest.raises(DlabError, match=r"dataset 'mnist' not found"):
+    # Through the lookup, an incomplete folder is an error naming the missing file (not a
+    # silent fall-through to another copy or a download).
+    with pytest.raises(DlabError, match=r"incomplete: train-labels-idx1-ubyte\(\.gz\) is missing"):
         locate(spec, tmp_path, download=False)
 
 
