@@ -138,8 +138,8 @@ KILL_SCRIPT = """
 import sys
 from dlab.config import resolve
 from dlab.torch_engine.train import train_run
-cfg = resolve({"data": {"train_limit": 3000, "val_limit": 300},
-               "train": {"epochs": 4, "batch_size": 32}})
+cfg = resolve({"data": {"train_limit": 2000, "val_limit": 300},
+               "train": {"epochs": 3, "batch_size": 32}})
 train_run(cfg, sys.argv[1], data_dir=sys.argv[2], device="cpu", progress=False)
 """
 
@@ -162,4 +162,4 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, da
     assert not list(killed.rglob("*.tmp")), "a temporary file was left behind"
     for path in (killed / "checkpoints").glob("*.json"):
         read_checkpoint(path)  # verifies the checksum of every checkpoint left
-    assert json.loads((killed / "result.json").read_text())["epochs_completed"] == 4
+    assert json.loads((killed / "result.json").read_text())["epochs_completed"] == 3
