@@ -2,8 +2,9 @@
 
 `load_dataset(name, split)` returns an `ArrayDataset` with uint8 images (N, C, H, W) and int64
 labels (N,); `load_splits(data_cfg)` returns the (train, validation) pair a run trains on.
-This package's top level must not import torch: the numpy engine uses it. The torch side
-(device batching, augmentation) lives in `dlab.data.device` and `dlab.data.augment`.
+This package's top level must not import torch: the numpy engine uses it. Only
+`dlab.data.augment` (batched augmentation on the device) imports torch; device-resident batching
+lives in `dlab.torch_engine.batches`.
 """
 
 from __future__ import annotations
