@@ -74,6 +74,17 @@ def panel(title: str, xlabel: str, ylabel: str, series: list[dict], logx: bool =
             "logx": logx, "logy": logy}
 
 
+def train_test_panels(x, rows: list[dict], xlabel: str, logx: bool = False) -> list[dict]:
+    """Loss and accuracy panels, train vs test, of per-model `rows` (keys loss, test_loss, acc,
+    test_acc) plotted against `x` (one value per row)."""
+    def pair(key: str) -> list[dict]:
+        return [series("train", x, [r[key] for r in rows], "marker"),
+                series("test", x, [r[f"test_{key}"] for r in rows], "marker")]
+
+    return [panel("loss", xlabel, "cross-entropy", pair("loss"), logx=logx),
+            panel("accuracy", xlabel, "accuracy", pair("acc"), logx=logx)]
+
+
 def series(label: str, x, y, style: str = "line", text=None) -> dict:
     out = {"label": label, "x": clean(x), "y": clean(y), "style": style}
     if text is not None:

@@ -17,7 +17,7 @@ from torch.func import functional_call, jacrev, vmap
 from dlab.analysis.batched import AdamMath
 from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import mlp
-from dlab.analysis.plots import panel, series
+from dlab.analysis.plots import panel, series, train_test_panels
 from dlab.analysis.registry import ContextSpec, ExperimentSpec, require
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.stats import spearman
@@ -74,12 +74,7 @@ def compute(cfg: SensitivityConfig, ctx: ContextSpec) -> ExperimentResult:
     bss = list(cfg.batch_sizes)
     panels = [panel("sensitivity", "batch size", "mean ‖∂f/∂x‖_F",
                     [series("sensitivity", bss, sens, "marker")], logx=True),
-              panel("loss", "batch size", "cross-entropy",
-                    [series("train", bss, [r["loss"] for r in rows], "marker"),
-                     series("test", bss, [r["test_loss"] for r in rows], "marker")], logx=True),
-              panel("accuracy", "batch size", "accuracy",
-                    [series("train", bss, [r["acc"] for r in rows], "marker"),
-                     series("test", bss, [r["test_acc"] for r in rows], "marker")], logx=True)]
+              *train_test_panels(bss, rows, "batch size", logx=True)]
     fig = FigureSpec("sensitivity", "panels", "Flatness: sensitivity vs batch size",
                      {"panels": panels})
     return ExperimentResult("sensitivity", {"models": rows}, verdict, (fig,))

@@ -15,7 +15,7 @@ import numpy as np
 from dlab.analysis.batched import AdamMath
 from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import count_params, mlp
-from dlab.analysis.plots import panel, series
+from dlab.analysis.plots import train_test_panels
 from dlab.analysis.registry import ContextSpec, ExperimentSpec, require
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.stats import spearman
@@ -59,12 +59,7 @@ def compute(cfg: WidthConfig, ctx: ContextSpec) -> ExperimentResult:
         claim="test accuracy rises with the parameter count (Spearman >= 0.8)",
         measured={"spearman_params_test_acc": rho, "narrowest_test_acc": rows[0]["test_acc"],
                   "widest_test_acc": rows[-1]["test_acc"], "models": len(rows)})
-    panels = [panel("loss", "parameters", "cross-entropy",
-                    [series("train", params, [r["loss"] for r in rows], "marker"),
-                     series("test", params, [r["test_loss"] for r in rows], "marker")], logx=True),
-              panel("accuracy", "parameters", "accuracy",
-                    [series("train", params, [r["acc"] for r in rows], "marker"),
-                     series("test", params, [r["test_acc"] for r in rows], "marker")], logx=True)]
+    panels = train_test_panels(params, rows, "parameters", logx=True)
     fig = FigureSpec("params_vs_generalization", "panels", "Parameters vs generalization",
                      {"panels": panels})
     return ExperimentResult("params-vs-generalization", {"models": rows}, verdict, (fig,))
