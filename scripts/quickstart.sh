@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -e .
-if ! .venv/bin/dlab fetch fashion-mnist "${DLAB_DATA_DIR:+--data-dir=$DLAB_DATA_DIR}" >/dev/null; then
+if ! .venv/bin/dlab fetch fashion-mnist >/dev/null; then
     echo "quickstart: Fashion-MNIST could not be downloaded; installing Debian's dataset-fashion-mnist" >&2
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
