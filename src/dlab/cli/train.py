@@ -133,24 +133,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from dlab.data import load_dataset
-    from dlab.torch_engine.batches import DeviceData
     from dlab.torch_engine.checkpoint import load_checkpoint
-    from dlab.torch_engine.evaluate import evaluate, resolve_device
+    from dlab.torch_engine.evaluate import checkpoint_test_data, evaluate, resolve_device
 
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
-    ds = load_dataset(args.dataset or cfg.data.dataset, "test", args.data_dir)
-    if tuple(ds.images.shape[1:]) != tuple(meta["in_shape"]):
-        raise DlabError(f"dataset {ds.name!r} has images of shape {ds.images.shape[1:]}; "
-                        f"the model expects {tuple(meta['in_shape'])}")
-    result = evaluate(model, DeviceData(ds, cfg.data, device), 1000)
+    data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)
+    result = evaluate(model, data, 1000)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image_id", "label"])
-        writer.writerows(zip(range(len(ds)), result.predictions.astype(np.int64).tolist()))
-    print(f"wrote {len(ds)} predictions to {args.out} (test accuracy {100 * result.acc:.2f}%)")
+        writer.writerows(zip(range(len(data)), result.predictions.astype(np.int64).tolist()))
+    print(f"wrote {len(data)} predictions to {args.out} (test accuracy {100 * result.acc:.2f}%)")
     return 0
 
 

@@ -67,21 +67,28 @@ def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int) -> EvalR
                       predictions=pred.cpu().numpy(), confidence=torch.cat(confs).cpu().numpy())
 
 
+def checkpoint_test_data(cfg, meta: dict, dataset: str, data_dir, device: torch.device
+                         ) -> DeviceData:
+    """`dataset`'s test split, preprocessed as the checkpoint's run was; a shape the model
+    cannot take is a one-line error."""
+    from dlab.data import load_dataset
+
+    ds = load_dataset(dataset, "test", data_dir)
+    if tuple(ds.images.shape[1:]) != tuple(meta["in_shape"]):
+        raise DlabError(f"dataset {dataset!r} has images of shape {tuple(ds.images.shape[1:])}; "
+                        f"the model expects {tuple(meta['in_shape'])}")
+    return DeviceData(ds, cfg.data, device)
+
+
 def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, data_dir=None,
                         device: str = "auto", batch_size: int = 1000) -> dict:
     """Evaluate a saved model, unchanged (same preprocessing), on `dataset`'s test split."""
     from dlab.config import validate
-    from dlab.data import load_dataset
     from dlab.torch_engine.checkpoint import load_checkpoint
 
     dev = resolve_device(device)
     model, cfg, meta = load_checkpoint(checkpoint_path, dev)
     validate(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset)))
-    ds = load_dataset(dataset, "test", data_dir)
-    if tuple(ds.images.shape[1:]) != tuple(meta["in_shape"]):
-        raise DlabError(f"dataset {dataset!r} has images of shape {tuple(ds.images.shape[1:])}; "
-                        f"the model expects {tuple(meta['in_shape'])}")
-    data = DeviceData(ds, cfg.data, dev)
-    result = evaluate(model, data, batch_size)
+    result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev), batch_size)
     return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
             "checkpoint": str(checkpoint_path)}
