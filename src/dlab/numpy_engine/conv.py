@@ -34,36 +34,38 @@ def _pad(x, pad):
 
 
 def conv_forward_naive(x, w, b, stride=1, pad=0):
-    """Reference convolution with explicit loops. Returns (out, cache)."""
+    """Reference convolution: the four explicit loops (image, filter, output row, output
+    column), one window dot product each. Returns (out, cache)."""
     ho, wo = _out_size(x.shape, w.shape, stride, pad)
     xp = _pad(x, pad)
     n, f, hh, ww = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     out = np.zeros((n, f, ho, wo), dtype=np.result_type(x, w))
-    for i in range(ho):
-        for j in range(wo):
-            patch = xp[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww]
-            for k in range(f):
-                out[:, k, i, j] = (patch * w[k]).sum(axis=(1, 2, 3)) + b[k]
+    for m in range(n):
+        for k in range(f):
+            for i in range(ho):
+                for j in range(wo):
+                    window = xp[m, :, i * stride:i * stride + hh, j * stride:j * stride + ww]
+                    out[m, k, i, j] = np.sum(window * w[k]) + b[k]
     return out, (x, w, b, stride, pad)
 
 
 def conv_backward_naive(dout, cache):
-    """Returns (dx, dw, db) with the shapes of x, w, b."""
+    """Returns (dx, dw, db) with the shapes of x, w, b; the same four loops as the forward."""
     x, w, b, stride, pad = cache
     xp = _pad(x, pad)
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
-    f, hh, ww = w.shape[0], w.shape[2], w.shape[3]
+    n, f, hh, ww = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     ho, wo = dout.shape[2], dout.shape[3]
-    for i in range(ho):
-        for j in range(wo):
-            sl = (slice(None), slice(None), slice(i * stride, i * stride + hh),
-                  slice(j * stride, j * stride + ww))
-            patch = xp[sl]
-            for k in range(f):
-                g = dout[:, k, i, j][:, None, None, None]
-                dw[k] += (patch * g).sum(axis=0)
-                dxp[sl] += w[k][None] * g
+    for m in range(n):
+        for k in range(f):
+            for i in range(ho):
+                for j in range(wo):
+                    rows = slice(i * stride, i * stride + hh)
+                    cols = slice(j * stride, j * stride + ww)
+                    g = dout[m, k, i, j]
+                    dw[k] += xp[m, :, rows, cols] * g
+                    dxp[m, :, rows, cols] += w[k] * g
     h, wd = x.shape[2], x.shape[3]
     return dxp[:, :, pad:pad + h, pad:pad + wd], dw, dout.sum(axis=(0, 2, 3))
 
