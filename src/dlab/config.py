@@ -37,6 +37,9 @@ OPTIMIZER_DEFAULT_LR = {
     "adadelta": 1.0,
 }
 SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
+# Schedules whose lr at a given step does not depend on the run's length: a longer run of such a
+# config repeats a shorter one step for step, so it can continue from the shorter run's end.
+LENGTH_FREE_SCHEDULES = ("constant", "step", "exponential")
 VALIDATION_MODES = ("test", "holdout")
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu", "elu")
 NET_REMOVABLE = ("", "fc2", "conv2")
@@ -149,6 +152,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     seed: int = 1
     label_smoothing: float = 0.0
+    eval_flip: bool = False  # evaluate on the mean prediction of each image and its mirror image
     init_from: str = ""  # a checkpoint directory whose weights start this run (fine-tuning)
 
 
@@ -163,6 +167,14 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def continues(self, shorter: "RunConfig") -> bool:
+        """Whether this run repeats `shorter` step for step and then trains on: the same config
+        but for more epochs, under an lr schedule that does not depend on the run's length."""
+        return (self.optim.schedule in LENGTH_FREE_SCHEDULES
+                and shorter.train.epochs < self.train.epochs
+                and dataclasses.replace(shorter, train=dataclasses.replace(
+                    shorter.train, epochs=self.train.epochs)) == self)
 
     def hash(self) -> str:
         """A 12-hex-digit digest of the resolved config: equal configs, equal hashes."""

@@ -71,6 +71,34 @@ def test_fashion_a1_dedupes_the_default_run_and_wires_the_steps(tmp_path):
     assert keys.index(ultimate.key) < keys.index(ft.key) and len(set(keys)) == len(keys)
 
 
+def test_a_longer_twin_depends_on_the_shorter_run_when_the_schedule_allows(tmp_path):
+    text = GOOD + """[[questions.variants]]
+label = "long"
+set = { "train.epochs" = 4 }
+[[questions.variants]]
+label = "cos"
+set = { "optim.schedule" = "cosine" }
+[[questions.variants]]
+label = "cos-long"
+set = { "optim.schedule" = "cosine", "train.epochs" = 4 }
+"""
+    plan = plan_study(load_study(write(tmp_path, text)), tmp_path)
+    a, long = plan.lookup("q1", "a")[0], plan.lookup("q1", "long")[0]
+    assert long.depends_on == a.key and long.continues == a.run_dir and a.continues is None
+    assert plan.lookup("q1", "cos-long")[0].depends_on is None  # cosine depends on the length
+    keys = [r.key for r in plan.runs]
+    assert keys.index(a.key) < keys.index(long.key)
+
+
+def test_fashion_a1_twenty_epoch_runs_continue_the_ten_epoch_ones(tmp_path):
+    plan = plan_study(load_study("fashion-a1"), tmp_path)
+    for dataset in ("mnist", "fashion-mnist"):
+        long = [r for r in plan.runs if r.config.train.epochs == 20
+                and r.config.data.dataset == dataset]
+        assert len(long) == 1
+        assert long[0].depends_on == plan.lookup("q1", dataset)[0].key
+
+
 def test_seeds_give_one_run_per_seed(tmp_path):
     path = write(tmp_path, GOOD.replace('title = "t"', 'title = "t"\nseeds = [1, 2, 3]'))
     plan = plan_study(load_study(path), tmp_path)

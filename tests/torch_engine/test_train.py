@@ -76,6 +76,28 @@ def test_same_seed_same_metrics_on_cpu(finished_run, tmp_path, data_dir):
         strip(read_jsonl(finished_run[0] / "metrics.jsonl"))
 
 
+def test_a_longer_twin_continues_the_finished_run_exactly(finished_run, tmp_path, data_dir):
+    run, _ = finished_run
+    longer = tiny(train={"epochs": 3})
+    cont = train_run(longer, tmp_path / "cont", data_dir=data_dir, device="cpu", progress=False,
+                     continue_from=run)
+    scratch = train_run(longer, tmp_path / "scratch", data_dir=data_dir, device="cpu",
+                        progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+    rows = read_jsonl(tmp_path / "cont" / "metrics.jsonl")
+    assert len(rows) == 3 and rows[:2] == read_jsonl(run / "metrics.jsonl")
+    assert strip(rows) == strip(read_jsonl(tmp_path / "scratch" / "metrics.jsonl"))
+    assert cont["final_val_acc"] == scratch["final_val_acc"]
+    assert read_checkpoint(tmp_path / "cont" / "checkpoints" / "last")[0]["epoch"] == 3
+
+
+def test_only_a_shorter_twin_can_be_continued(finished_run, tmp_path, data_dir):
+    run, _ = finished_run
+    with pytest.raises(DlabError, match="not a shorter run of this config"):
+        train_run(tiny(train={"epochs": 3}, optim={"lr": 0.02}), tmp_path, data_dir=data_dir,
+                  device="cpu", progress=False, continue_from=run)
+
+
 def test_other_run_dir_config_is_refused(finished_run, data_dir):
     with pytest.raises(DlabError, match="different config"):
         train_run(tiny(train={"seed": 2}), finished_run[0], data_dir=data_dir, progress=False)

@@ -105,7 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_items(plan) -> None:
     for item in plan.runs:
         uses = ", ".join(f"{q}/{label}" for q, label in item.uses)
-        print(f"{item.key}  {item.kind:8s} {item.status():11s} {uses}")
+        after = f" (continues {item.depends_on})" if item.continues else ""
+        print(f"{item.key}  {item.kind:8s} {item.status():11s} {uses}{after}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

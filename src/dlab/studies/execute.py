@@ -1,7 +1,8 @@
 """Run one work item of a study plan in this process: train, evaluate or fine-tune.
 
 Training and fine-tuning go through `dlab.torch_engine.train.train_run`, which holds the run
-lock, returns an existing result.json at once and resumes from `checkpoints/last`. An eval step
+lock, returns an existing result.json at once and resumes from `checkpoints/last` (a train item
+with a shorter twin starts from the twin's last checkpoint). An eval step
 writes `result.json` = {"status": "finished", "kind": "eval", "val_acc", "val_loss", "n",
 "dataset", "source", "source_dir"} under the same lock. Imports torch only when called.
 """
@@ -30,7 +31,7 @@ def execute_item(item: PlannedRun, *, data_dir: str | Path | None = None, device
     from dlab.torch_engine.train import train_run
 
     return train_run(item.config, item.run_dir, data_dir=data_dir, device=device,
-                     progress=False, on_epoch=on_epoch)
+                     progress=False, on_epoch=on_epoch, continue_from=item.continues)
 
 
 def _evaluate(item: PlannedRun, data_dir, device: str) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 Every train variant becomes one `PlannedRun` per seed whose key is the resolved config's hash,
 so identical configs in different questions are one run that lists every (question, label) it
 serves in `uses`. Eval and finetune steps become one item per run of their source, depending on
-it. Items are ordered so that every source comes before the steps that use it.
+it. A train item that is another train item run for longer (same config, more epochs, an lr
+schedule that does not depend on the run's length) depends on that shorter run and continues
+from its last checkpoint instead of retraining its epochs (`RunConfig.continues`). Items are
+ordered so that every source comes before the items that use it.
 
 Run directories: `<runs_root>/<study name>/<key>/`. Keys:
 - train: `RunConfig.hash()`;
@@ -38,14 +41,19 @@ class PlannedRun:
     config: RunConfig  # eval: the source's config with data.dataset = the evaluated dataset
     run_dir: Path
     uses: tuple[tuple[str, str], ...]  # every (question key, label) this item serves
-    depends_on: str | None  # the key of the item whose best checkpoint this one needs
-    source_dir: Path | None = None  # eval/finetune: the source's run directory
+    depends_on: str | None  # the key of the item this one starts from
+    source_dir: Path | None = None  # that item's run directory
     dataset: str = ""  # eval/finetune: the target dataset
 
     @property
     def checkpoint(self) -> Path | None:
         """The source's best checkpoint (eval/finetune), as the engine names it."""
         return None if self.source_dir is None else self.source_dir / "checkpoints" / "best"
+
+    @property
+    def continues(self) -> Path | None:
+        """A train item's shorter twin run directory, to continue from (see the module doc)."""
+        return self.source_dir if self.kind == "train" else None
 
     def status(self) -> str:
         """'pending', 'running', 'interrupted' (started, not done), or result.json's status."""
@@ -178,6 +186,30 @@ class _Planner:
             key = _short_hash(merge(cfg.to_dict(), {"train": {"init_from": f"run:{source_key}"}}))
         return self.add(key, v.kind, cfg, use, source_key, src["run_dir"], v.dataset)
 
+    def link_continuations(self) -> None:
+        """Let each train item continue from its longest shorter twin (see the module doc)."""
+        trains = [item for item in self.items.values() if item["kind"] == "train"]
+        for item in trains:
+            shorter = [t for t in trains if item["config"].continues(t["config"])]
+            if shorter:
+                src = max(shorter, key=lambda t: t["config"].train.epochs)
+                item.update(depends_on=src["key"], source_dir=src["run_dir"])
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """The items with every source before the items that use it."""
+        out: dict[str, dict[str, Any]] = {}
+
+        def visit(key: str) -> None:
+            if key not in out:
+                dep = self.items[key]["depends_on"]
+                if dep:
+                    visit(dep)
+                out[key] = self.items[key]
+
+        for key in self.items:
+            visit(key)
+        return list(out.values())
+
 
 def plan_study(study: StudySpec, runs_root: Path) -> StudyPlan:
     """Expand and deduplicate a study's variants into work items under `runs_root/<name>/`."""
@@ -186,6 +218,6 @@ def plan_study(study: StudySpec, runs_root: Path) -> StudyPlan:
     for q in study.questions:
         for v in q.variants:
             planner.variant(f"{q.key}/{v.label}")
-    runs = tuple(PlannedRun(**{**item, "uses": tuple(item["uses"])})
-                 for item in planner.items.values())
+    planner.link_continuations()
+    runs = tuple(PlannedRun(**{**item, "uses": tuple(item["uses"])}) for item in planner.ordered())
     return StudyPlan(study, root, runs, dict(planner.index))

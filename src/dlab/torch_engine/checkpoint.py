@@ -72,6 +72,18 @@ def save_checkpoint(folder: Path, name: str, *, model: torch.nn.Module, meta: di
     return folder / f"{name}.json"
 
 
+def copy_checkpoint(src_json: Path, folder: Path, name: str) -> None:
+    """Copy checkpoint `src_json` (its weights file first, then the JSON) into `folder` as `name`."""
+    meta = json.loads(Path(src_json).read_text())
+    blob = (Path(src_json).parent / meta["weights"]).read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        raise DlabError(f"checkpoint {str(src_json)!r} does not match its recorded SHA-256")
+    meta["weights"] = f"{name}-e{int(meta.get('epoch', 0)):04d}.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / meta["weights"], blob)
+    atomic_write_json(folder / f"{name}.json", meta)
+
+
 def checkpoint_json(path: str | Path) -> Path:
     """Resolve a run dir, a checkpoints dir entry ("…/best") or a .json path to the JSON file."""
     path = Path(path)

@@ -6,6 +6,7 @@ Everything accumulates on the device; the host syncs once at the end.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 
@@ -44,19 +45,32 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _log_probs(model: torch.nn.Module, x: torch.Tensor, flip: bool) -> torch.Tensor:
+    """Log-softmax of the model's logits; with `flip`, of the mean of the softmax over the image
+    and its horizontal mirror (test-time augmentation)."""
+    with autocast(x.device):
+        logits = model(x)
+    log_p = logits.float().log_softmax(1)
+    if not flip:
+        return log_p
+    with autocast(x.device):
+        mirrored = model(x.flip(-1))
+    return torch.logaddexp(log_p, mirrored.float().log_softmax(1)) - math.log(2.0)
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int) -> EvalResult:
-    """Evaluate `model` (switched to eval mode, then restored) over all of `data`."""
+def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
+             flip: bool = False) -> EvalResult:
+    """Evaluate `model` (switched to eval mode, then restored) over all of `data`; `flip`
+    averages each image's prediction with its mirror image's."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=data.device)
     preds, confs = [], []
     for x, y in data.batches(batch_size):
-        with autocast(data.device):
-            logits = model(x)
-        logits = logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        prob, pred = logits.softmax(1).max(1)
+        log_p = _log_probs(model, x, flip)
+        loss_sum += F.nll_loss(log_p, y, reduction="sum")
+        prob, pred = log_p.exp().max(1)
         preds.append(pred)
         confs.append(prob)
     model.train(was_training)
@@ -89,6 +103,7 @@ def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, dat
     dev = resolve_device(device)
     model, cfg, meta = load_checkpoint(checkpoint_path, dev)
     validate(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset)))
-    result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev), batch_size)
+    result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev), batch_size,
+                      flip=cfg.train.eval_flip)
     return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
             "checkpoint": str(checkpoint_path)}

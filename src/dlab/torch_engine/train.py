@@ -5,6 +5,8 @@ writes per epoch a metrics row, TensorBoard scalars, the best and last checkpoin
 the figures and, last and atomically, `result.json`. Losses and accuracies accumulate on the
 device; the host syncs once per epoch. A NaN/inf epoch loss ends the run as `diverged`.
 Same seed on CPU ⇒ the same metrics, also across a kill and resume (RNG states are saved).
+The same resume lets a run continue a finished shorter twin (`RunConfig.continues`): its first
+epochs are the twin's, copied, not retrained.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from dlab.config import RunConfig
+from dlab.config import RunConfig, resolve
 from dlab.data import load_splits
 from dlab.errors import DlabError
-from dlab.runs import (CONFIG, MANIFEST, METRICS, RESULT, append_jsonl, atomic_write_json,
-                       manifest, read_jsonl, read_result, run_lock, truncate_jsonl)
+from dlab.runs import (CONFIG, MANIFEST, METRICS, RESULT, append_jsonl, atomic_write_bytes,
+                       atomic_write_json, manifest, read_json, read_jsonl, read_result, run_lock,
+                       truncate_jsonl)
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.batches import DeviceData
 from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate, resolve_device
@@ -125,6 +128,24 @@ def _resume(s: _Session) -> None:
     truncate_jsonl(s.run_dir / METRICS, s.epoch)
 
 
+def _continue(s: _Session, source: Path) -> list[dict[str, Any]]:
+    """Start from the end of `source`, a finished shorter twin of this run: copy its history and
+    checkpoints, then resume. Returns the copied metrics rows; none (train from scratch) when
+    the twin did not finish normally, e.g. diverged."""
+    result = read_result(source)
+    if result is None or result.get("status") != "finished":
+        return []
+    if not s.cfg.continues(resolve(read_json(source / CONFIG))):
+        raise DlabError(f"run {str(source)!r} is not a shorter run of this config; it cannot be "
+                        "continued")
+    rows = read_jsonl(source / METRICS)
+    atomic_write_bytes(s.run_dir / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    for name in ("best", "last"):  # last.json written last: it marks the copy complete
+        ckpt.copy_checkpoint(source / "checkpoints" / f"{name}.json", s.ckpt_dir, name)
+    _resume(s)
+    return rows
+
+
 def _init_from(s: _Session, path: str) -> None:
     meta, tensors = ckpt.read_checkpoint(path)
     try:
@@ -195,12 +216,15 @@ def _write_figures(s: _Session, rows: list[dict], final: EvalResult | None,
 
 
 def train_run(cfg: RunConfig, run_dir: str | Path, *, data_dir=None, device: str = "auto",
-              progress: bool = True, on_epoch: EpochHook | None = None) -> dict[str, Any]:
+              progress: bool = True, on_epoch: EpochHook | None = None,
+              continue_from: Path | None = None) -> dict[str, Any]:
     """Train `cfg` into `run_dir` (created if needed), resuming from its last checkpoint.
 
     Args:
         on_epoch: called with each epoch's metrics row; a truthy return (or optuna's
             TrialPruned) stops the run, which is then recorded with status "pruned".
+        continue_from: a finished shorter twin's run directory (`RunConfig.continues`): a new
+            run starts where that one ended, exactly as if it had trained those epochs itself.
     Returns:
         The contents of result.json (status, final/best val accuracy, seconds per epoch, …).
     """
@@ -215,14 +239,18 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, data_dir=None, device: str
         if not known:
             _write_config(run_dir, cfg)
         resumed = (s.ckpt_dir / "last.json").exists()
+        copied: list[dict[str, Any]] = []
         if resumed:
             _resume(s)
-        elif cfg.train.init_from:
+        elif continue_from is not None:
+            copied = _continue(s, Path(continue_from))
+        if not resumed and not copied and cfg.train.init_from:
             _init_from(s, cfg.train.init_from)
-        return _loop(s, progress, on_epoch, resumed)
+        return _loop(s, progress, on_epoch, resumed, copied)
 
 
-def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool) -> dict[str, Any]:
+def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool,
+          copied: list[dict[str, Any]]) -> dict[str, Any]:
     cfg = s.cfg
     progress = Progress(show, cfg.train.epochs, math.ceil(len(s.train) / cfg.train.batch_size))
     tb = TensorBoardSink(s.run_dir / "tb", purge_step=s.epoch + 1 if resumed else None)
@@ -230,6 +258,10 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool) ->
         progress.message(f"resuming {s.run_dir} after epoch {s.epoch}")
     else:
         tb.sample_images(s.train.images[:64].cpu().numpy())
+    if copied:
+        progress.message(f"continuing a finished {s.epoch}-epoch run of this config")
+    for row in copied:
+        tb.epoch(row)
     status, final = "finished", None
     try:
         while s.epoch < cfg.train.epochs:
@@ -245,7 +277,7 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool) ->
                 progress.end_epoch(row)
                 progress.message(f"loss is {loss} at epoch {s.epoch}: run diverged, stopping")
                 break
-            final = evaluate(s.model, s.val, cfg.train.eval_batch_size)
+            final = evaluate(s.model, s.val, cfg.train.eval_batch_size, flip=cfg.train.eval_flip)
             row = {"epoch": s.epoch, "loss": loss, "acc": acc, "val_loss": _finite(final.loss),
                    "val_acc": final.acc, "lr": lr, "time_s": seconds, "params": s.params}
             if final.acc > s.best_val_acc:
