@@ -1,34 +1,29 @@
 """Run a study plan on this machine with N worker processes, in dependency order.
 
-Each work item runs in its own child process (`python -m dlab.studies.runner`), so a crashing
-item cannot take the others down and torch's thread count is set per child (with N workers on
-C cores: C // N threads each, at least 1). Children die with the parent (Linux
-PR_SET_PDEATHSIG), so a killed `dlab study run` leaves no orphan holding a run lock; the rerun
-skips finished items and resumes interrupted ones from their checkpoints. Ctrl-C forwards
+Each work item runs in its own child process (`dlab.studies.runner.run_in_child`, forked from
+a fork server that has torch and the engine imported already), so a crashing item cannot take
+the others down and torch's thread count is set per child (with N workers on C cores: C // N
+threads each, at least 1). Children die with the fork server, and the server with this process
+(Linux PR_SET_PDEATHSIG), so a killed `dlab study run` leaves no orphan holding a run lock; the
+rerun skips finished items and resumes interrupted ones from their checkpoints. Ctrl-C forwards
 SIGINT to the children, waits for them to stop, and leaves finished runs untouched.
 Child logs go to `<study root>/logs/<key>.log`. Must not import torch.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 from dlab.errors import DlabError
 from dlab.runs import read_result
 from dlab.studies.execute import summary_line
 from dlab.studies.plan import PlannedRun, StudyPlan
-
-_PR_SET_PDEATHSIG = 1
-
 
 @dataclass(frozen=True)
 class LocalConfig:
@@ -51,34 +46,34 @@ class LocalResult:
     wall_s: float = 0.0
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: ask the kernel to SIGKILL this child when its parent dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except OSError:
-        pass  # not Linux/glibc: the run lock still protects run directories
-
-
 @dataclass
 class _Child:
     item: PlannedRun
-    proc: subprocess.Popen
-    log: TextIO
+    proc: multiprocessing.process.BaseProcess
     started: float
+
+    def exitcode(self) -> int | None:
+        """None while running; the exit status (negative: killed by that signal)."""
+        return self.proc.exitcode
+
+
+def _fork_server():
+    """The multiprocessing context whose fork server preloads torch and the engine, once."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["dlab.studies.warm"])
+    return ctx
 
 
 def _start(item: PlannedRun, cfg: LocalConfig, threads: int, logs: Path) -> _Child:
+    from dlab.studies.runner import run_in_child
+
     logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs / f"{item.key}.log", "a")
     job = {"item": item.to_json(), "data_dir": cfg.data_dir, "device": cfg.device,
            "threads": threads}
-    proc = subprocess.Popen([sys.executable, "-m", "dlab.studies.runner"], stdin=subprocess.PIPE,
-                            stdout=log, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=_die_with_parent)
-    proc.stdin.write(json.dumps(job))
-    proc.stdin.close()
-    return _Child(item, proc, log, time.perf_counter())
+    proc = _fork_server().Process(target=run_in_child, args=(job, str(logs / f"{item.key}.log")),
+                                  name=f"dlab-{item.key}")
+    proc.start()
+    return _Child(item, proc, time.perf_counter())
 
 
 def _cost(item: PlannedRun, needed: set[str]) -> float:
@@ -132,9 +127,8 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
                 running.append(_start(item, cfg, threads, logs))
                 echo(f"[start] {summary_line(item, None)}")
             time.sleep(cfg.poll_s)
-            for child in [c for c in running if c.proc.poll() is not None]:
+            for child in [c for c in running if c.exitcode() is not None]:
                 running.remove(child)
-                child.log.close()
                 _finish(child, out, done, total, echo, logs)
     except KeyboardInterrupt:
         _stop(running)
@@ -147,26 +141,24 @@ def _finish(child: _Child, out: LocalResult, done: set, total: int,
             echo: Callable[[str], None], logs: Path) -> None:
     item, seconds = child.item, time.perf_counter() - child.started
     result = read_result(item.run_dir)
-    if child.proc.returncode == 0 and result is not None:
+    if child.exitcode() == 0 and result is not None:
         done.add(item.key)
         out.ran.append(item.key)
         echo(f"[{len(out.ran)}/{total}] {summary_line(item, result)} ({seconds:.0f} s)")
     else:
         reason = _last_error(logs / f"{item.key}.log")
-        out.failed[item.key] = f"exit {child.proc.returncode}: {reason}"
+        out.failed[item.key] = f"exit {child.exitcode()}: {reason}"
         echo(f"[fail] {summary_line(item, None)}: {reason}")
 
 
 def _stop(running: list[_Child], wait_s: float = 30.0) -> None:
     """Forward Ctrl-C to the children, give them time to stop cleanly, then kill."""
     for child in running:
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGINT)
+        if child.exitcode() is None:
+            os.kill(child.proc.pid, signal.SIGINT)
     deadline = time.monotonic() + wait_s
     for child in running:
-        try:
-            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        child.proc.join(timeout=max(0.1, deadline - time.monotonic()))
+        if child.exitcode() is None:
             child.proc.kill()
-            child.proc.wait()
-        child.log.close()
+            child.proc.join()
