@@ -18,6 +18,16 @@ from dlab.studies import load_study, plan_study
 DLAB = str(Path(sys.executable).parent / "dlab")
 
 
+def _wait_until_no_run_is_locked(plan, timeout_s: float = 10.0) -> None:
+    """After the pool is killed: its children (forked by its fork server) must die with it."""
+    from dlab.runs import is_locked
+
+    deadline = time.monotonic() + timeout_s
+    while any(r.run_dir.is_dir() and is_locked(r.run_dir) for r in plan.runs):
+        assert time.monotonic() < deadline, "a child outlived its killed parent"
+        time.sleep(0.1)
+
+
 def _run_cmd(study: Path, runs: Path, data_dir: Path) -> list[str]:
     return [DLAB, "study", "run", str(study), "--workers", "2", "--threads", "1",
             "--runs-dir", str(runs), "--data-dir", str(data_dir)]
@@ -39,10 +49,10 @@ def test_sigkill_midway_then_rerun_keeps_finished_runs_and_completes(tmp_path, d
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)  # the parent only: its children must die with it
     proc.wait()
+    _wait_until_no_run_is_locked(plan)  # the children die a moment after the parent
     finished = [r for r in plan.runs if read_result(r.run_dir) is not None]
     assert 0 < len(finished) < len(plan.runs)
     before = {r.key: checksums(r.run_dir) for r in finished}
-    time.sleep(0.5)  # PR_SET_PDEATHSIG delivery
     rerun = subprocess.run(_run_cmd(study, runs, data_dir), capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -85,7 +95,4 @@ def test_no_orphans_hold_run_locks_after_sigkill(tmp_path, data_dir, make_tiny_s
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 10
-    while any(r.run_dir.is_dir() and is_locked(r.run_dir) for r in plan.runs):
-        assert time.monotonic() < deadline, "a child outlived its killed parent"
-        time.sleep(0.1)
+    _wait_until_no_run_is_locked(plan)
