@@ -219,5 +219,6 @@ def plan_study(study: StudySpec, runs_root: Path) -> StudyPlan:
         for v in q.variants:
             planner.variant(f"{q.key}/{v.label}")
     planner.link_continuations()
-    runs = tuple(PlannedRun(**{**item, "uses": tuple(item["uses"])}) for item in planner.ordered())
+    runs = tuple(PlannedRun(**{**item, "uses": tuple(item["uses"])})
+                 for item in planner.ordered())
     return StudyPlan(study, root, runs, dict(planner.index))

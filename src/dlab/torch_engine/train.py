@@ -139,7 +139,8 @@ def _continue(s: _Session, source: Path) -> list[dict[str, Any]]:
         raise DlabError(f"run {str(source)!r} is not a shorter run of this config; it cannot be "
                         "continued")
     rows = read_jsonl(source / METRICS)
-    atomic_write_bytes(s.run_dir / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    atomic_write_bytes(s.run_dir / METRICS, text.encode())
     for name in ("best", "last"):  # last.json written last: it marks the copy complete
         ckpt.copy_checkpoint(source / "checkpoints" / f"{name}.json", s.ckpt_dir, name)
     _resume(s)
