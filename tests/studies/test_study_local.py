@@ -96,3 +96,34 @@ def test_no_orphans_hold_run_locks_after_sigkill(tmp_path, data_dir, make_tiny_s
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     _wait_until_no_run_is_locked(plan)
+
+
+def test_ctrl_c_stops_the_items_cleanly_and_leaves_them_resumable(tmp_path, data_dir,
+                                                                  make_tiny_study):
+    """SIGINT (Ctrl-C) to `dlab study run`: the children stop at once, every started run keeps
+    a valid last checkpoint and no lock, and `study status` calls them interrupted."""
+    from dlab.runs import is_locked
+    from dlab.torch_engine.checkpoint import read_checkpoint
+
+    study = make_tiny_study(tmp_path / "s.toml", "ctrlc", ["a", "b"], epochs=200)
+    runs = tmp_path / "runs"
+    plan = plan_study(load_study(study), runs)
+    proc = subprocess.Popen(_run_cmd(study, runs, data_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not all((r.run_dir / "checkpoints" / "last.json").exists() for r in plan.runs):
+        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoints in time"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    for r in plan.runs:
+        assert not is_locked(r.run_dir) and read_result(r.run_dir) is None
+        meta, _ = read_checkpoint(r.run_dir / "checkpoints" / "last")  # checksum-verified
+        # at most the row of an epoch whose checkpoint was not written yet (resume drops it)
+        assert meta["epoch"] <= len(read_jsonl(r.run_dir / "metrics.jsonl")) <= meta["epoch"] + 1
+    status = subprocess.run([DLAB, "study", "status", str(study), "--runs-dir", str(runs)],
+                            capture_output=True, text=True, timeout=60)
+    n = len(plan.runs)
+    assert f"{n} interrupted of {n} items" in status.stdout, status.stdout

@@ -281,11 +281,13 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool,
             final = evaluate(s.model, s.val, cfg.train.eval_batch_size, flip=cfg.train.eval_flip)
             row = {"epoch": s.epoch, "loss": loss, "acc": acc, "val_loss": _finite(final.loss),
                    "val_acc": final.acc, "lr": lr, "time_s": seconds, "params": s.params}
+            # the row first: an interrupt before `last` is saved leaves one row too many, which
+            # resuming from the previous `last` truncates; the other order would lose a row
+            append_jsonl(s.run_dir / METRICS, row)
             if final.acc > s.best_val_acc:
                 s.best_val_acc, s.best_epoch = final.acc, s.epoch
                 _save(s, "best")
             _save(s, "last")
-            append_jsonl(s.run_dir / METRICS, row)
             tb.epoch(row)
             progress.end_epoch(row)
             if on_epoch is not None and _stop_requested(on_epoch, row):
