@@ -29,9 +29,9 @@ def _grid(n: int, ncols: int, cell_w: float, cell_h: float):
     """A figure of n cells (inches cell_w x cell_h) in rows of `ncols`, with fixed margins:
     tight_layout over dozens of axes costs more than drawing them."""
     nrows = (n + ncols - 1) // ncols
-    height = cell_h * nrows + 0.4
+    height = cell_h * nrows + 0.8  # room for the figure title above the first row's captions
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell_w * ncols, height), squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / height,
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height,
                         wspace=0.1, hspace=0.35)
     return fig, axes
 
@@ -52,6 +52,16 @@ def plot_curves(rows: Sequence[dict], path: Path, title: str = "") -> Path:
         ax.legend()
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_series(values: Sequence[float], path: Path, xlabel: str, ylabel: str,
+                title: str = "") -> Path:
+    """One thin line, e.g. the training loss per iteration."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(values, lw=0.5)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
