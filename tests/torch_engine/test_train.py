@@ -91,6 +91,18 @@ def test_a_longer_twin_continues_the_finished_run_exactly(finished_run, tmp_path
     assert read_checkpoint(tmp_path / "cont" / "checkpoints" / "last")[0]["epoch"] == 3
 
 
+def test_a_start_from_scratch_drops_rows_of_an_attempt_killed_before_its_checkpoint(
+        finished_run, tmp_path, data_dir):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run[0], run)
+    shutil.rmtree(run / "checkpoints")  # killed after writing rows, before any checkpoint
+    (run / "result.json").unlink()
+    train_run(tiny(), run, data_dir=data_dir, device="cpu", progress=False)
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2]
+
+
 def test_only_a_shorter_twin_can_be_continued(finished_run, tmp_path, data_dir):
     run, _ = finished_run
     with pytest.raises(DlabError, match="not a shorter run of this config"):

@@ -245,8 +245,11 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, data_dir=None, device: str
             _resume(s)
         elif continue_from is not None:
             copied = _continue(s, Path(continue_from))
-        if not resumed and not copied and cfg.train.init_from:
-            _init_from(s, cfg.train.init_from)
+        if not resumed and not copied:
+            if (s.run_dir / METRICS).exists():  # an attempt killed before its first checkpoint
+                truncate_jsonl(s.run_dir / METRICS, 0)
+            if cfg.train.init_from:
+                _init_from(s, cfg.train.init_from)
         return _loop(s, progress, on_epoch, resumed, copied)
 
 
@@ -254,7 +257,8 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool,
           copied: list[dict[str, Any]]) -> dict[str, Any]:
     cfg = s.cfg
     progress = Progress(show, cfg.train.epochs, math.ceil(len(s.train) / cfg.train.batch_size))
-    tb = TensorBoardSink(s.run_dir / "tb", purge_step=s.epoch + 1 if resumed else None)
+    # events past the checkpoint (or, from scratch, of a killed attempt) are dropped
+    tb = TensorBoardSink(s.run_dir / "tb", purge_step=s.epoch + 1)
     if resumed:
         progress.message(f"resuming {s.run_dir} after epoch {s.epoch}")
     else:
