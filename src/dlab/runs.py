@@ -95,11 +95,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def truncate_jsonl(path: Path, keep: int) -> None:
-    """Keep only the first `keep` complete rows (used when resuming from an earlier checkpoint)."""
-    rows = read_jsonl(path)[:keep]
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace `path` atomically with these rows, one JSON line each."""
     atomic_write_bytes(Path(path), "".join(json.dumps(r, sort_keys=True) + "\n"
                                            for r in rows).encode())
+
+
+def truncate_jsonl(path: Path, keep: int) -> None:
+    """Keep only the first `keep` complete rows (used when resuming from an earlier checkpoint)."""
+    write_jsonl(path, read_jsonl(path)[:keep])
 
 
 def create_run_dir(root: Path, stem: str) -> Path:

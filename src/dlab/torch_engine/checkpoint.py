@@ -72,12 +72,10 @@ def save_checkpoint(folder: Path, name: str, *, model: torch.nn.Module, meta: di
     return folder / f"{name}.json"
 
 
-def copy_checkpoint(src_json: Path, folder: Path, name: str) -> None:
-    """Copy checkpoint `src_json` (its weights file first, then the JSON) into `folder` as `name`."""
-    meta = json.loads(Path(src_json).read_text())
-    blob = (Path(src_json).parent / meta["weights"]).read_bytes()
-    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-        raise DlabError(f"checkpoint {str(src_json)!r} does not match its recorded SHA-256")
+def copy_checkpoint(src: str | Path, folder: Path, name: str) -> None:
+    """Copy checkpoint `src`, checksum-verified (its weights file first, then the JSON), into
+    `folder` as `name`."""
+    meta, blob = _read_verified(checkpoint_json(src))
     meta["weights"] = f"{name}-e{int(meta.get('epoch', 0)):04d}.safetensors"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / meta["weights"], blob)
@@ -99,7 +97,12 @@ def checkpoint_json(path: str | Path) -> Path:
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The checkpoint's JSON facts and all its tensors, checksum-verified."""
-    json_path = checkpoint_json(path)
+    meta, blob = _read_verified(checkpoint_json(path))
+    return meta, st_load(blob)
+
+
+def _read_verified(json_path: Path) -> tuple[dict[str, Any], bytes]:
+    """A checkpoint's JSON facts and its weights file's bytes, checked against the SHA-256."""
     try:
         meta = json.loads(json_path.read_text())
         blob = (json_path.parent / meta["weights"]).read_bytes()
@@ -108,7 +111,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
         raise DlabError(f"checkpoint weights {meta['weights']!r} in {str(json_path.parent)!r} "
                         "do not match their recorded SHA-256 (corrupt file)")
-    return meta, st_load(blob)
+    return meta, blob
 
 
 def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

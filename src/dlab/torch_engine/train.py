@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from dlab.config import RunConfig, resolve
 from dlab.data import load_splits
 from dlab.errors import DlabError
-from dlab.runs import (CONFIG, MANIFEST, METRICS, RESULT, append_jsonl, atomic_write_bytes,
-                       atomic_write_json, manifest, read_json, read_jsonl, read_result, run_lock,
-                       truncate_jsonl)
+from dlab.runs import (CONFIG, MANIFEST, METRICS, RESULT, append_jsonl, atomic_write_json,
+                       manifest, read_json, read_jsonl, read_result, run_lock, truncate_jsonl,
+                       write_jsonl)
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.batches import DeviceData
 from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate, resolve_device
@@ -139,10 +139,9 @@ def _continue(s: _Session, source: Path) -> list[dict[str, Any]]:
         raise DlabError(f"run {str(source)!r} is not a shorter run of this config; it cannot be "
                         "continued")
     rows = read_jsonl(source / METRICS)
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    atomic_write_bytes(s.run_dir / METRICS, text.encode())
+    write_jsonl(s.run_dir / METRICS, rows)
     for name in ("best", "last"):  # last.json written last: it marks the copy complete
-        ckpt.copy_checkpoint(source / "checkpoints" / f"{name}.json", s.ckpt_dir, name)
+        ckpt.copy_checkpoint(source / "checkpoints" / name, s.ckpt_dir, name)
     _resume(s)
     return rows
 
