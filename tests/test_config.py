@@ -48,6 +48,7 @@ def test_changing_model_name_starts_a_fresh_model_table():
     ({"model": {"colour": 1}}, "unknown config key 'model.colour'"),
     ({"train": {"epochs": "ten"}}, "train.epochs = 'ten'"),
     ({"optim": {"schedule": "zigzag"}}, "unknown schedule 'zigzag'"),
+    ({"train": {"tta": "mirror"}}, "train.tta = 'mirror'; expected one of"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_value(override, needle):
     with pytest.raises(DlabError) as err:

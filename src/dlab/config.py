@@ -43,6 +43,12 @@ LENGTH_FREE_SCHEDULES = ("constant", "step", "exponential")
 VALIDATION_MODES = ("test", "holdout")
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu", "elu")
 NET_REMOVABLE = ("", "fc2", "conv2")
+# test-time augmentation: the views averaged, as (dx, dy, mirrored) pixel shifts of the image
+TTA_VIEWS = {
+    "none": ((0, 0, False),),
+    "flip": ((0, 0, False), (0, 0, True)),
+    "flip-shift": tuple((dx, dy, m) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for m in (False, True)),
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,9 @@ class CNNConfig:
     pool: str = "max"  # "max" or "avg"
     dropout: float = 0.0  # before the classifier
     head: str = "pool"  # "pool": global pooling then fc; "flatten": flatten then fc
+    # pool right after the conv that precedes it, before its BN and activation (conv -> pool ->
+    # BN -> act, as in airbench): a quarter of the BN/activation work at full resolution
+    pool_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,9 @@ class TrainConfig:
     eval_batch_size: int = 1000
     seed: int = 1
     label_smoothing: float = 0.0
-    eval_flip: bool = False  # evaluate on the mean prediction of each image and its mirror image
+    # test-time augmentation of the final evaluation (after the last epoch; per-epoch evaluation
+    # stays single-view): "none", "flip" (image + mirror) or "flip-shift" (mirror x 1-pixel shifts)
+    tta: str = "none"
     init_from: str = ""  # a checkpoint directory whose weights start this run (fine-tuning)
 
 
@@ -397,6 +408,8 @@ def validate(cfg: RunConfig) -> None:
     _check(t.epochs >= 1, f"epochs = {t.epochs}; expected >= 1")
     _check(t.batch_size >= 1, f"batch size = {t.batch_size}; expected >= 1")
     _check(t.eval_batch_size >= 1, f"eval batch size = {t.eval_batch_size}; expected >= 1")
+    _check(t.tta in TTA_VIEWS, f"train.tta = {t.tta!r}; expected one of: "
+           + ", ".join(repr(k) for k in TTA_VIEWS))
     _check(0.0 <= t.label_smoothing < 1.0,
            f"label_smoothing = {t.label_smoothing}; expected a value in [0, 1)")
 

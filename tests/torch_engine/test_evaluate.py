@@ -1,8 +1,9 @@
-"""evaluate(): accuracy and loss over a resident split, and test-time flip averaging."""
+"""evaluate(): accuracy and loss over a resident split, and test-time augmentation."""
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dlab.config import DataConfig
 from dlab.data import ArrayDataset
@@ -35,7 +36,7 @@ def test_plain_evaluation_matches_cross_entropy(data):
 
 def test_flip_averages_the_softmax_of_the_image_and_its_mirror(data):
     model = _model()
-    result = evaluate(model, data, batch_size=16, flip=True)
+    result = evaluate(model, data, batch_size=16, tta="flip")
     x = data.prepare(data.images)
     probs = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
     expected_loss = torch.nn.functional.nll_loss(probs.log(), data.labels).item()
@@ -44,3 +45,29 @@ def test_flip_averages_the_softmax_of_the_image_and_its_mirror(data):
     np.testing.assert_allclose(result.confidence, probs.max(1).values.detach().numpy(), rtol=1e-5)
     # a model that is not mirror-symmetric predicts differently with and without flipping
     assert not np.allclose(result.confidence, evaluate(model, data, 16).confidence)
+
+
+def test_flip_shift_averages_18_views_shifted_with_black_borders():
+    rng = np.random.default_rng(1)
+    ds = ArrayDataset("toy", "test", rng.integers(0, 256, (20, 1, 6, 6), dtype=np.uint8),
+                      rng.integers(0, 3, 20), ("a", "b", "c"))
+    data = DeviceData(ds, DataConfig(mean=(0.5,), std=(0.25,)), torch.device("cpu"))
+    model = _model()
+    result = evaluate(model, data, batch_size=8, tta="flip-shift")
+    raw = data.images.float() / 255.0
+    probs = 0
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            # content moves by (dx, dy); the uncovered border is black before normalization
+            shifted = F.pad(raw, (1, 1, 1, 1))[..., 1 - dy:7 - dy, 1 - dx:7 - dx]
+            x = (shifted - 0.5) / 0.25
+            probs = probs + model(x).softmax(1) + model(x.flip(-1)).softmax(1)
+    probs = probs / 18
+    # the slicing above, checked by hand for dx = 1: column 0 moves to column 1, black enters
+    moved = F.pad(raw, (1, 1, 1, 1))[..., 1:7, 0:6]
+    assert torch.equal(moved[..., 1:], raw[..., :-1]) and moved[..., 0].eq(0).all()
+    expected_loss = F.nll_loss(probs.log(), data.labels).item()
+    assert result.loss == pytest.approx(expected_loss, rel=1e-5)
+    np.testing.assert_array_equal(result.predictions, probs.argmax(1).numpy())
+    np.testing.assert_allclose(result.confidence, probs.max(1).values.detach().numpy(), rtol=1e-5)
+    assert not np.allclose(result.confidence, evaluate(model, data, 8, tta="flip").confidence)

@@ -22,6 +22,8 @@ NET_VARIANTS = {
 ALL = {**{f"net {k}": v[0] for k, v in NET_VARIANTS.items()},
        "cnn": CNNConfig(channels=(8, 16)), "resnet": CNNConfig(channels=(8, 16), residual=True),
        "cnn flatten avg": CNNConfig(channels=(8,), head="flatten", pool="avg"),
+       "resnet pool first": CNNConfig(channels=(8, 16), residual=True, pool_first=True),
+       "cnn pool first": CNNConfig(channels=(8, 16), pool_first=True),
        "mlp": MLPConfig(hidden=(32, 16), batch_norm=True, dropout=0.1)}
 
 
@@ -53,6 +55,20 @@ def test_bn_dropout_order_follows_config():
                                                  bn_after_dropout=True),
                                        (1, 28, 28), 10).named_children()]
     assert names.index("drop1") < names.index("bn1")
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_pool_first_moves_each_pool_between_its_conv_and_bn(residual):
+    def kinds(pool_first):
+        cfg = CNNConfig(channels=(8, 16), residual=residual, pool_first=pool_first)
+        return [type(m).__name__ for m in build_model(cfg, (1, 28, 28), 10).children()]
+
+    after, first = kinds(False), kinds(True)
+    assert sorted(after) == sorted(first)  # the same layers, reordered
+    pools = [i for i, k in enumerate(first) if k == "MaxPool2d"]
+    assert len(pools) == 2
+    assert all(first[i - 1] == "Conv2d" and first[i + 1] == "BatchNorm2d" for i in pools)
+    assert all(after[i - 1] == "ReLU" for i, k in enumerate(after) if k == "MaxPool2d")
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -129,6 +129,28 @@ def test_divergence_ends_the_run_cleanly(tmp_path, data_dir):
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
 
 
+def test_test_time_augmentation_decides_the_final_result_not_the_curve(tmp_path, data_dir):
+    import numpy as np
+    import torch
+
+    from dlab.data import load_splits
+    from dlab.torch_engine.batches import DeviceData
+    from dlab.torch_engine.evaluate import evaluate
+
+    cfg = tiny(train={"epochs": 1, "tta": "flip-shift"})
+    result = train_run(cfg, tmp_path, data_dir=data_dir, device="cpu", progress=False)
+    model, _, _ = load_checkpoint(tmp_path / "checkpoints" / "last")
+    val = DeviceData(load_splits(cfg.data, data_dir)[1], cfg.data, torch.device("cpu"))
+    augmented, single = evaluate(model, val, 100, tta="flip-shift"), evaluate(model, val, 100)
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert result["tta"] == "flip-shift"
+    assert result["final_val_acc"] == pytest.approx(augmented.acc)
+    assert result["final_single_view_acc"] == rows[-1]["val_acc"] == pytest.approx(single.acc)
+    saved = np.load(tmp_path / "predictions.npz")
+    np.testing.assert_array_equal(saved["predictions"], augmented.predictions)
+    assert not np.array_equal(augmented.confidence, single.confidence)
+
+
 def test_checkpoint_round_trip_and_eval_on_another_dataset(finished_run, data_dir):
     run, result = finished_run
     model, cfg, meta = load_checkpoint(run / "checkpoints" / "best")

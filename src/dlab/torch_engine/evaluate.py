@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab.config import TTA_VIEWS
 from dlab.errors import DlabError
 from dlab.torch_engine.batches import DeviceData
 
@@ -45,30 +46,43 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _log_probs(model: torch.nn.Module, x: torch.Tensor, flip: bool) -> torch.Tensor:
-    """Log-softmax of the model's logits; with `flip`, of the mean of the softmax over the image
-    and its horizontal mirror (test-time augmentation)."""
-    with autocast(x.device):
-        logits = model(x)
-    log_p = logits.float().log_softmax(1)
-    if not flip:
-        return log_p
-    with autocast(x.device):
-        mirrored = model(x.flip(-1))
-    return torch.logaddexp(log_p, mirrored.float().log_softmax(1)) - math.log(2.0)
+def _view(x: torch.Tensor, dx: int, dy: int, mirrored: bool, fill: torch.Tensor) -> torch.Tensor:
+    """`x` (normalized) with its content moved by (dx, dy) pixels, uncovered pixels set to
+    `fill` (the normalized value of black, as the training crop pads), then mirrored."""
+    if dx or dy:
+        h, w = x.shape[-2:]
+        padded = F.pad(x - fill, (1, 1, 1, 1)) + fill
+        x = padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+    return x.flip(-1) if mirrored else x
+
+
+def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Tensor
+               ) -> torch.Tensor:
+    """Log of the model's softmax, averaged over the test-time views `TTA_VIEWS[tta]`."""
+    views = TTA_VIEWS[tta]
+    total = None
+    for dx, dy, mirrored in views:
+        v = _view(x, dx, dy, mirrored, fill)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            v = v.contiguous(memory_format=torch.channels_last)
+        with autocast(x.device):
+            log_p = model(v).float().log_softmax(1)
+        total = log_p if total is None else torch.logaddexp(total, log_p)
+    return total - math.log(len(views))
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
-             flip: bool = False) -> EvalResult:
-    """Evaluate `model` (switched to eval mode, then restored) over all of `data`; `flip`
-    averages each image's prediction with its mirror image's."""
+             tta: str = "none") -> EvalResult:
+    """Evaluate `model` (switched to eval mode, then restored) over all of `data`; `tta` names
+    the test-time views averaged per image (`dlab.config.TTA_VIEWS`)."""
     was_training = model.training
     model.eval()
+    fill = ((0.0 - data.mean) / data.std).reshape(1, -1, 1, 1)
     loss_sum = torch.zeros((), device=data.device)
     preds, confs = [], []
     for x, y in data.batches(batch_size):
-        log_p = _log_probs(model, x, flip)
+        log_p = _log_probs(model, x, tta, fill)
         loss_sum += F.nll_loss(log_p, y, reduction="sum")
         prob, pred = log_p.exp().max(1)
         preds.append(pred)
@@ -104,6 +118,6 @@ def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, dat
     model, cfg, meta = load_checkpoint(checkpoint_path, dev)
     validate(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset)))
     result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev), batch_size,
-                      flip=cfg.train.eval_flip)
+                      tta=cfg.train.tta)
     return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
             "checkpoint": str(checkpoint_path)}

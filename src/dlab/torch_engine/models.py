@@ -79,11 +79,19 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def _conv_unit(c_in: int, c_out: int, cfg: CNNConfig) -> list[nn.Module]:
+def _conv_unit(c_in: int, c_out: int, cfg: CNNConfig, pool: nn.Module | None = None
+               ) -> list[nn.Module]:
+    """conv → (BN) → activation, then `pool`; with cfg.pool_first the pool comes right after
+    the conv (BN statistics and the activation then work on a quarter of the positions)."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not cfg.batch_norm)]
+    if pool is not None and cfg.pool_first:
+        layers.append(pool)
     if cfg.batch_norm:
         layers.append(nn.BatchNorm2d(c_out))
-    return layers + [ACTIVATIONS[cfg.activation]()]
+    layers.append(ACTIVATIONS[cfg.activation]())
+    if pool is not None and not cfg.pool_first:
+        layers.append(pool)
+    return layers
 
 
 def build_cnn(cfg: CNNConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -93,19 +101,19 @@ def build_cnn(cfg: CNNConfig, in_shape: tuple[int, int, int], num_classes: int) 
     residual = true: per stage one conv unit, a pool, then the remaining conv units wrapped in
     one residual block (as in the DAWNBench ResNet-9 / airbench nets).
     """
-    pool = nn.MaxPool2d if cfg.pool == "max" else nn.AvgPool2d
+    pool_cls = nn.MaxPool2d if cfg.pool == "max" else nn.AvgPool2d
     layers: list[nn.Module] = []
     c_in = in_shape[0]
     for c in cfg.channels:
         if cfg.residual:
-            layers += _conv_unit(c_in, c, cfg) + [pool(2)]
+            layers += _conv_unit(c_in, c, cfg, pool_cls(2))
             body = [m for _ in range(cfg.convs_per_stage - 1) for m in _conv_unit(c, c, cfg)]
             if body:
                 layers.append(Residual(nn.Sequential(*body)))
         else:
             for i in range(cfg.convs_per_stage):
-                layers += _conv_unit(c_in if i == 0 else c, c, cfg)
-            layers.append(pool(2))
+                last = i == cfg.convs_per_stage - 1
+                layers += _conv_unit(c_in if i == 0 else c, c, cfg, pool_cls(2) if last else None)
         c_in = c
     if cfg.head == "pool":
         global_pool = nn.AdaptiveMaxPool2d(1) if cfg.pool == "max" else nn.AdaptiveAvgPool2d(1)

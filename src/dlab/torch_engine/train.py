@@ -281,7 +281,7 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool,
                 progress.end_epoch(row)
                 progress.message(f"loss is {loss} at epoch {s.epoch}: run diverged, stopping")
                 break
-            final = evaluate(s.model, s.val, cfg.train.eval_batch_size, flip=cfg.train.eval_flip)
+            final = evaluate(s.model, s.val, cfg.train.eval_batch_size)
             row = {"epoch": s.epoch, "loss": loss, "acc": acc, "val_loss": _finite(final.loss),
                    "val_acc": final.acc, "lr": lr, "time_s": seconds, "params": s.params}
             # the row first: an interrupt before `last` is saved leaves one row too many, which
@@ -296,9 +296,14 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool,
             if on_epoch is not None and _stop_requested(on_epoch, row):
                 status = "pruned"
                 break
+        if status != "diverged" and (final is None or cfg.train.tta != "none"):
+            # the final evaluation: with test-time augmentation, or after resuming a run whose
+            # last epoch was done
+            progress.message(f"final evaluation (test-time augmentation: {cfg.train.tta})")
+            final = evaluate(s.model, s.val, cfg.train.eval_batch_size, tta=cfg.train.tta)
         rows = read_jsonl(s.run_dir / METRICS)
         _write_figures(s, rows, final, tb)
-        result = _result(s, rows, status)
+        result = _result(s, rows, status, final)
         tb.hparams(flat_hparams(cfg.to_dict()),
                    {"hparam/best_val_acc": result["best_val_acc"] or 0.0,
                     "hparam/final_val_acc": result["final_val_acc"] or 0.0})
@@ -317,8 +322,11 @@ def _stop_requested(on_epoch: EpochHook, row: dict[str, Any]) -> bool:
         return True
 
 
-def _result(s: _Session, rows: list[dict], status: str) -> dict[str, Any]:
-    last = rows[-1] if rows else {}
+def _result(s: _Session, rows: list[dict], status: str, final: EvalResult | None
+            ) -> dict[str, Any]:
+    last = dict(rows[-1]) if rows else {}
+    if final is not None:  # the final evaluation (test-time augmented when train.tta says so)
+        last["val_acc"], last["val_loss"] = final.acc, _finite(final.loss)
     times = [r["time_s"] for r in rows]
     return {
         "status": status,
@@ -334,4 +342,6 @@ def _result(s: _Session, rows: list[dict], status: str) -> dict[str, Any]:
         "time_s": sum(times),
         "params": s.params,
         "device": s.device.type,
+        "tta": s.cfg.train.tta,
+        "final_single_view_acc": rows[-1].get("val_acc") if rows else None,
     }
