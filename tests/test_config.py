@@ -73,3 +73,8 @@ def test_toml_file_errors_name_the_file(tmp_path):
     good.write_text('[model]\nwidth = 0.5\n[train]\nepochs = 3\n')
     cfg = load_run_config(good, {"train": {"epochs": 4}})
     assert cfg.model.width == 0.5 and cfg.train.epochs == 4
+
+
+@pytest.mark.parametrize("old,new", [(True, "flip"), (False, "none")])
+def test_configs_of_older_runs_still_load(old, new):
+    assert resolve({"train": {"eval_flip": old}}).train.tta == new

@@ -4,8 +4,6 @@ import json
 import multiprocessing as mp
 import os
 
-import pytest
-
 from dlab.errors import DlabError
 from dlab.runs import (append_jsonl, atomic_write_json, create_run_dir, is_locked, read_jsonl,
                        run_lock, run_status, truncate_jsonl)

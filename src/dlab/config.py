@@ -351,10 +351,21 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 def resolve(data: dict[str, Any] | None = None) -> RunConfig:
     """Build, fill optimizer defaults into, and validate a RunConfig from nested plain data."""
-    cfg = from_dict(RunConfig, data or {})
+    cfg = from_dict(RunConfig, _upgrade(data or {}))
     cfg = _fill_optimizer_defaults(cfg)
     validate(cfg)
     return cfg
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Configs written by older dlab versions (run directories, checkpoints) in today's keys:
+    train.eval_flip = true/false became train.tta = "flip"/"none"."""
+    train = data.get("train")
+    if isinstance(train, dict) and "eval_flip" in train:
+        train = {k: v for k, v in train.items() if k != "eval_flip"}
+        train.setdefault("tta", "flip" if data["train"]["eval_flip"] else "none")
+        data = {**data, "train": train}
+    return data
 
 
 def _fill_optimizer_defaults(cfg: RunConfig) -> RunConfig:

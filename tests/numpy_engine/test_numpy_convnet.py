@@ -41,6 +41,14 @@ def test_convnet_config_errors():
         ConvNetConfig(kernel=4).validate()
 
 
+def test_convnet_bad_lr_decay_is_a_one_line_error(tmp_path):
+    from dlab.numpy_engine.cifar_convnet import ConvNetRunConfig, run_cifar_convnet
+
+    with pytest.raises(DlabError, match="lr_decay 1.5; expected a factor"):
+        run_cifar_convnet(ConvNetRunConfig(lr_decay=1.5), root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()  # refused before a run directory exists
+
+
 @pytest.mark.slow
 def test_convnet_cli_run_directory(tmp_path, data_dir):
     from dlab.cli import main
@@ -50,6 +58,7 @@ def test_convnet_cli_run_directory(tmp_path, data_dir):
     run = next((tmp_path / "runs").iterdir())
     result = json.loads((run / "result.json").read_text())
     assert result["iterations"] == 10 and result["val_size"] == 100
+    assert result["first_lr"] == 1e-4 and result["last_lr"] == pytest.approx(1e-4 * 0.997 ** 9)
     assert result["final_train_acc_1000"] < 0.9  # a random subset, not one class
     for fig in ("loss_per_iteration", "accuracy", "filters"):
         assert (run / f"{fig}.png").stat().st_size > 1000

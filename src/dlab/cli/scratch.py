@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     conv.add_argument("--train-size", type=int, default=49000)
     conv.add_argument("--val-size", type=int, default=1000)
     conv.add_argument("--seed", type=int, default=0)
+    conv.add_argument("--lr-decay", type=float, default=0.997,
+                      help="lr factor per iteration (default 0.997; 1 = the course's constant lr)")
     conv.set_defaults(func=_convnet)
 
     grad = subparsers.add_parser("gradcheck", help="gradient-check every numpy layer and loss")
@@ -71,7 +73,7 @@ def _convnet(args: argparse.Namespace) -> int:
     from dlab.numpy_engine.cifar_convnet import ConvNetRunConfig, run_cifar_convnet
 
     cfg = ConvNetRunConfig(epochs=args.epochs, train_size=args.train_size,
-                           val_size=args.val_size, seed=args.seed)
+                           val_size=args.val_size, seed=args.seed, lr_decay=args.lr_decay)
     print(run_cifar_convnet(cfg, args.data_dir, runs_dir(args)))
     return 0
 

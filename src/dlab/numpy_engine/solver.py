@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from dlab.allocator import keep_freed_memory
 from dlab.errors import DlabError
 from dlab.numpy_engine.losses import get_loss
 from dlab.numpy_engine.optim import get_update_rule
@@ -130,6 +131,7 @@ class Solver:
 
     def train(self, checkpoint: Path | None = None):
         """Train until `cfg.epochs`, checkpointing after every epoch when a path is given."""
+        keep_freed_memory()
         while self.epoch < self.cfg.epochs:
             if self.cfg.time_budget_s and sum(self.history["epoch_time_s"]) >= self.cfg.time_budget_s:
                 break

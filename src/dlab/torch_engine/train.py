@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from dlab.allocator import keep_freed_memory
 from dlab.config import RunConfig, resolve
 from dlab.data import load_splits
 from dlab.errors import DlabError
@@ -230,6 +231,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, *, data_dir=None, device: str
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    keep_freed_memory()
     with run_lock(run_dir):
         known = _check_config(run_dir, cfg)
         done = read_result(run_dir)
