@@ -3,7 +3,7 @@
 glibc's malloc serves blocks above its mmap threshold (128 KiB at first, raised dynamically
 up to 32 MiB) with a fresh `mmap` and unmaps them on `free`. A training step allocates and
 frees activations and gradients of a few MiB each, so every step page-faults its whole working
-set back in: measured ~190,000 page faults per second, a quarter of the CPU time in the kernel,
+set back in: measured ~190,000 page faults per second, a fifth of the CPU time in the kernel,
 during Q13's training. Fixing the thresholds once lets malloc reuse those blocks instead.
 
 `keep_freed_memory()` is called by the training and evaluation entry points; it is a no-op

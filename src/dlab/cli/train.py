@@ -139,7 +139,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
     data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)
-    result = evaluate(model, data, 1000, tta=cfg.train.tta)
+    result = evaluate(model, data, cfg.train.eval_batch_size, tta=cfg.train.tta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
         writer = csv.writer(fh)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab.allocator import keep_freed_memory
 from dlab.config import TTA_VIEWS
 from dlab.errors import DlabError
 from dlab.torch_engine.batches import DeviceData
@@ -76,6 +77,7 @@ def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
              tta: str = "none") -> EvalResult:
     """Evaluate `model` (switched to eval mode, then restored) over all of `data`; `tta` names
     the test-time views averaged per image (`dlab.config.TTA_VIEWS`)."""
+    keep_freed_memory()
     was_training = model.training
     model.eval()
     fill = ((0.0 - data.mean) / data.std).reshape(1, -1, 1, 1)
@@ -109,15 +111,16 @@ def checkpoint_test_data(cfg, meta: dict, dataset: str, data_dir, device: torch.
 
 
 def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, data_dir=None,
-                        device: str = "auto", batch_size: int = 1000) -> dict:
-    """Evaluate a saved model, unchanged (same preprocessing), on `dataset`'s test split."""
+                        device: str = "auto", batch_size: int | None = None) -> dict:
+    """Evaluate a saved model, unchanged (same preprocessing and test-time augmentation), on
+    `dataset`'s test split; `batch_size` defaults to the run's train.eval_batch_size."""
     from dlab.config import validate
     from dlab.torch_engine.checkpoint import load_checkpoint
 
     dev = resolve_device(device)
     model, cfg, meta = load_checkpoint(checkpoint_path, dev)
     validate(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset)))
-    result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev), batch_size,
-                      tta=cfg.train.tta)
+    result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev),
+                      batch_size or cfg.train.eval_batch_size, tta=cfg.train.tta)
     return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
             "checkpoint": str(checkpoint_path)}
