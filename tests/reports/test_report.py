@@ -98,3 +98,17 @@ def test_report_with_no_runs_shows_every_variant_not_run(tmp_path):
     for label in ("lr-small", "lr-default", "lr-huge", "lr-mid", "default", "on-mnist"):
         assert f"| {label} | not run" in md
     assert json.loads((tmp_path / "out/figures/q1_val_acc.json").read_text())["curves"] == []
+
+
+def test_a_test_time_augmented_final_number_says_so(tmp_path):
+    from pathlib import Path
+
+    from dlab.reports.collect import VariantResult
+    from dlab.reports.tables import variant_row
+
+    base = dict(label="ultimate", variant="ultimate", kind="train", status="finished",
+                run_dir=Path(tmp_path), metrics=(), final_val_acc=0.9424, best_val_acc=0.9368,
+                best_epoch=17, final_val_loss=0.25, seconds_per_epoch=38.7, params=298410,
+                dataset="fashion-mnist", reference_pct=92.0)
+    assert variant_row(VariantResult(**base, tta="flip-shift"))[2] == "94.24 (flip-shift TTA)"
+    assert variant_row(VariantResult(**base))[2] == "94.24"

@@ -41,6 +41,7 @@ class VariantResult:
     params: int | None
     dataset: str  # the dataset the numbers are measured on
     reference_pct: float | None  # the original submission's accuracy in %, if any
+    tta: str = "none"  # test-time augmentation of the final number (train.tta); curves: 1 view
 
     @property
     def has_curves(self) -> bool:
@@ -124,7 +125,7 @@ def variant_result(item: PlannedRun, label: str, variant: str, reference: float 
         best_epoch=best_epoch if isinstance(best_epoch, int) else None,
         final_val_loss=final_loss, seconds_per_epoch=seconds,
         params=params if isinstance(params, int) else None,
-        dataset=_dataset(item), reference_pct=reference)
+        dataset=_dataset(item), reference_pct=reference, tta=str(result.get("tta", "none")))
 
 
 def collect_study(study: StudySpec, runs_root: Path) -> StudyResult:

@@ -123,4 +123,4 @@ def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, dat
     result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev),
                       batch_size or cfg.train.eval_batch_size, tta=cfg.train.tta)
     return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
-            "checkpoint": str(checkpoint_path)}
+            "tta": cfg.train.tta, "checkpoint": str(checkpoint_path)}
