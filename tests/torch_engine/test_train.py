@@ -125,6 +125,7 @@ def test_divergence_ends_the_run_cleanly(tmp_path, data_dir):
     result = train_run(cfg, tmp_path, data_dir=data_dir, device="cpu", progress=False)
     assert result["status"] == "diverged"
     assert result["epochs_completed"] < 3
+    assert result["final_val_acc"] is None  # not the accuracy of the epoch before
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
 
 

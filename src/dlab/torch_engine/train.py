@@ -305,7 +305,8 @@ def _loop(s: _Session, show: bool, on_epoch: EpochHook | None, resumed: bool,
             final = evaluate(s.model, s.val, cfg.train.eval_batch_size, tta=cfg.train.tta)
         rows = read_jsonl(s.run_dir / METRICS)
         _write_figures(s, rows, final, tb)
-        result = _result(s, rows, status, final)
+        # a diverged run's final numbers are its last row's (none), not the epoch before's
+        result = _result(s, rows, status, final if status != "diverged" else None)
         tb.hparams(flat_hparams(cfg.to_dict()),
                    {"hparam/best_val_acc": result["best_val_acc"] or 0.0,
                     "hparam/final_val_acc": result["final_val_acc"] or 0.0})
