@@ -1,9 +1,10 @@
 """Benchmark dlab.allocator: training steps with glibc's malloc defaults vs dlab's thresholds.
 
 Each measurement is a fresh process (malloc's settings are per process) that builds a run config
-(default: the Q13 recipe, ultimate-fashion.toml), takes 3 warm-up steps, then times forward +
-backward + SGD steps over `--images` training images and counts the process's minor page faults
-and kernel CPU time. The two settings alternate, `--repeats` times each, in one run.
+(default: the Q13 recipe, ultimate-fashion.toml) on its first `--images` training images, runs
+the engine's training pass over them once to warm up, then times a second pass and counts the
+process's minor page faults and kernel CPU time. The two settings alternate, `--repeats` times
+each, in one run.
 
 Run: .venv/bin/python bench/bench_allocator.py --data-dir ../shared/data
 """
@@ -22,33 +23,27 @@ DEFAULT_CONFIG = (Path(__file__).resolve().parents[1] / "src" / "dlab" / "studie
 
 CHILD = """
 import json, resource, sys, time
-import torch, torch.nn.functional as F
+import torch
 from pathlib import Path
 from dlab.allocator import keep_freed_memory
 from dlab.config import load_run_config
-from dlab.torch_engine.train import _build_session
+from dlab.torch_engine.sinks import Progress
+from dlab.torch_engine.train import _build_session, _train_epoch
 
 config, data_dir, images = sys.argv[1], sys.argv[2], int(sys.argv[3])
 applied = keep_freed_memory()
 cfg = load_run_config(config)
 s = _build_session(cfg, Path("unused"), torch.device("cpu"), data_dir)
-s.model.train()
-n = 0
-for i, (x, y) in enumerate(s.train.batches(cfg.train.batch_size, s.generator)):
-    if i == 3:
-        t0, r0, n = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), 0
-    loss = F.cross_entropy(s.model(x), y, label_smoothing=cfg.train.label_smoothing)
-    s.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    s.optimizer.step()
-    n += len(y)
-    if i > 3 and n >= images:
-        break
+s.train.images, s.train.labels = s.train.images[:images], s.train.labels[:images]
+quiet = Progress(False, 1, 1)
+_train_epoch(s, quiet)  # warm-up: the engine's own training pass over these images
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+_train_epoch(s, quiet)
 dt, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"applied": applied, "ms_per_image": dt / n * 1000,
+user, kernel = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+print(json.dumps({"applied": applied, "ms_per_image": dt / images * 1000,
                   "faults_per_s": (r1.ru_minflt - r0.ru_minflt) / dt,
-                  "kernel_share": (r1.ru_stime - r0.ru_stime) /
-                                  max(1e-9, (r1.ru_stime - r0.ru_stime) + (r1.ru_utime - r0.ru_utime))}))
+                  "kernel_share": kernel / max(1e-9, kernel + user)}))
 """
 
 

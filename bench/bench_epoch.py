@@ -145,5 +145,6 @@ def main() -> None:
         print(f"{bs:>5} {'dlab':<8} {d[0]:>8.2f} {d[1]:>7.2f} {d.sum():>8.2f} "
               f"{100 * ours[bs][-1][2]:>7.2f}% {c.sum() / d.sum():>7.2f}x")
 
+
 if __name__ == "__main__":
     main()

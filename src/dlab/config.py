@@ -362,8 +362,8 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     train.eval_flip = true/false became train.tta = "flip"/"none"."""
     train = data.get("train")
     if isinstance(train, dict) and "eval_flip" in train:
-        train = {k: v for k, v in train.items() if k != "eval_flip"}
-        train.setdefault("tta", "flip" if data["train"]["eval_flip"] else "none")
+        train = dict(train)
+        train.setdefault("tta", "flip" if train.pop("eval_flip") else "none")
         data = {**data, "train": train}
     return data
 

@@ -7,7 +7,7 @@ weights drawn from N(0, 1e-3^2) (the course's preprocessing and init, for which 
 chosen). One addition to the course's recipe: the lr decays by `lr_decay` (0.997) per
 iteration, to 5% of 1e-4 by the end of the epoch. At a constant 1e-4 the validation accuracy
 swings 4-8 points between iterates and the epoch's last one decides the result (47.5% mean over
-seeds 0-6 on the JPEG copy, against 55.4% with the decay; BENCHMARKS.md); `lr_decay = 1` is the
+seeds 0-6 on the JPEG copy, against 55.3% with the decay; BENCHMARKS.md); `lr_decay = 1` is the
 course's constant lr. Figures: loss per iteration, train/val accuracy during training,
 first-layer filters. Must not import torch.
 """

@@ -61,11 +61,11 @@ def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Te
                ) -> torch.Tensor:
     """Log of the model's softmax, averaged over the test-time views `TTA_VIEWS[tta]`."""
     views = TTA_VIEWS[tta]
+    layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+              else torch.contiguous_format)  # the views keep the model's memory format
     total = None
     for dx, dy, mirrored in views:
-        v = _view(x, dx, dy, mirrored, fill)
-        if x.is_contiguous(memory_format=torch.channels_last):
-            v = v.contiguous(memory_format=torch.channels_last)
+        v = _view(x, dx, dy, mirrored, fill).contiguous(memory_format=layout)
         with autocast(x.device):
             log_p = model(v).float().log_softmax(1)
         total = log_p if total is None else torch.logaddexp(total, log_p)
@@ -80,7 +80,7 @@ def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
     keep_freed_memory()
     was_training = model.training
     model.eval()
-    fill = ((0.0 - data.mean) / data.std).reshape(1, -1, 1, 1)
+    fill = -data.mean / data.std  # black, normalized: (1, C, 1, 1)
     loss_sum = torch.zeros((), device=data.device)
     preds, confs = [], []
     for x, y in data.batches(batch_size):
