@@ -4,8 +4,10 @@ The classic recipe is the PyTorch-examples MNIST script applied to Fashion-MNIST
 whose __getitem__ builds a PIL image, converts it to a float tensor and normalizes it (what
 torchvision's MNIST + ToTensor + Normalize do), a default DataLoader (no workers), the same
 net, SGD lr 0.01 momentum 0.5, and a test pass with batch 1000 after each epoch. dlab runs the
-same net and hyperparameters through `train_run`. Both are timed per epoch (train + test pass),
-alternating, so that machine load hits both alike; the table gives the ratio.
+same net and hyperparameters through `train_run`, twice: with its conv → pool → ReLU layers fused
+into one CPU kernel (`dlab.torch_engine.fused`, the default) and with `DLAB_KERNELS=off` (the
+same layers as PyTorch ops). Each is timed per epoch (train + test pass); the table gives the
+ratios to the classic recipe.
 
     python bench/bench_epoch.py --data-dir ../shared/data [--epochs 1] [--batch-sizes 64 256]
 """
@@ -13,6 +15,8 @@ alternating, so that machine load hits both alike; the table gives the ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
 
@@ -26,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from dlab.config import resolve
 from dlab.data import load_dataset
 from dlab.runs import read_jsonl
+from dlab.torch_engine import fused
 from dlab.torch_engine.batches import DeviceData
 from dlab.torch_engine.checkpoint import load_checkpoint
 from dlab.torch_engine.evaluate import evaluate
@@ -100,12 +105,34 @@ def classic_epoch(train_ds, test_ds, batch_size: int) -> tuple[float, float, flo
     return train_s, time.perf_counter() - start, correct / len(test_ds)
 
 
-def dlab_epoch(data_dir: str, batch_size: int) -> tuple[float, float, float]:
+@contextlib.contextmanager
+def kernels(on: bool):
+    """dlab with its fused kernels (the default) or without (DLAB_KERNELS=off)."""
+    old = os.environ.get("DLAB_KERNELS")
+    os.environ["DLAB_KERNELS"] = "on" if on else "off"
+    fused.library.cache_clear()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["DLAB_KERNELS"]
+        else:
+            os.environ["DLAB_KERNELS"] = old
+        fused.library.cache_clear()
+
+
+def dlab_epoch(data_dir: str, batch_size: int, fuse: bool) -> tuple[float, float, float]:
     """(train seconds, test seconds, test accuracy) of one epoch through dlab's train_run."""
+    with kernels(fuse):
+        return _dlab_epoch(data_dir, batch_size)
+
+
+def _dlab_epoch(data_dir: str, batch_size: int) -> tuple[float, float, float]:
     cfg = resolve({"data": {"dataset": "fashion-mnist"},
                    "train": {"epochs": 1, "batch_size": batch_size}})
     with tempfile.TemporaryDirectory() as tmp:
         result = train_run(cfg, tmp, data_dir=data_dir, device="cpu", progress=False)
+        assert result["fused_conv_pool_relu"] == (2 if fused.library() else 0)
         row = read_jsonl(f"{tmp}/metrics.jsonl")[0]
         model, cfg, _ = load_checkpoint(f"{tmp}/checkpoints/last")
         test = DeviceData(load_dataset("fashion-mnist", "test", data_dir), cfg.data,
@@ -128,22 +155,26 @@ def main() -> None:
     test = load_dataset("fashion-mnist", "test", args.data_dir)
     train_ds, test_ds = ClassicDataset(train.images, train.labels), ClassicDataset(test.images,
                                                                                   test.labels)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, Fashion-MNIST 60k/10k")
-    print(f"{'batch':>5} {'recipe':<8} {'train s':>8} {'test s':>7} {'epoch s':>8} {'test acc':>8}"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, Fashion-MNIST 60k/10k; "
+          f"fused kernel: {'built' if fused.library() else 'NOT AVAILABLE'}")
+    print(f"{'batch':>5} {'recipe':<16} {'train s':>8} {'test s':>7} {'epoch s':>8} {'test acc':>8}"
           f" {'speed-up':>8}")
     # every classic epoch first: dlab's engine tunes the process's malloc when it starts
     # (dlab.allocator), and the classic recipe is timed as students run it, with glibc's defaults
     classic = {bs: [classic_epoch(train_ds, test_ds, bs) for _ in range(args.epochs)]
                for bs in args.batch_sizes}
-    ours = {bs: [dlab_epoch(args.data_dir, bs) for _ in range(args.epochs)]
-            for bs in args.batch_sizes}
+    recipes = {"dlab, torch ops": False, "dlab": True}
+    ours = {(name, bs): [dlab_epoch(args.data_dir, bs, on) for _ in range(args.epochs)]
+            for bs in args.batch_sizes for name, on in recipes.items()}
     for bs in args.batch_sizes:
         c = np.mean([(t, e) for t, e, _ in classic[bs]], axis=0)
-        d = np.mean([(t, e) for t, e, _ in ours[bs]], axis=0)
-        print(f"{bs:>5} {'classic':<8} {c[0]:>8.2f} {c[1]:>7.2f} {c.sum():>8.2f} "
+        print(f"{bs:>5} {'classic':<16} {c[0]:>8.2f} {c[1]:>7.2f} {c.sum():>8.2f} "
               f"{100 * classic[bs][-1][2]:>7.2f}% {'1.00x':>8}")
-        print(f"{bs:>5} {'dlab':<8} {d[0]:>8.2f} {d[1]:>7.2f} {d.sum():>8.2f} "
-              f"{100 * ours[bs][-1][2]:>7.2f}% {c.sum() / d.sum():>7.2f}x")
+        for name in recipes:
+            runs = ours[name, bs]
+            d = np.mean([(t, e) for t, e, _ in runs], axis=0)
+            print(f"{bs:>5} {name:<16} {d[0]:>8.2f} {d[1]:>7.2f} {d.sum():>8.2f} "
+                  f"{100 * runs[-1][2]:>7.2f}% {c.sum() / d.sum():>7.2f}x")
 
 
 if __name__ == "__main__":

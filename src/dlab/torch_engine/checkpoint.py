@@ -128,11 +128,15 @@ def extra_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[torch.nn.Module, RunConfig, dict[str, Any]]:
-    """Rebuild the model saved at `path`: (module in eval mode, its RunConfig, the JSON facts)."""
+    """Rebuild the model saved at `path`: (module in eval mode, its RunConfig, the JSON facts).
+    On the CPU its conv → pool → relu runs are fused (`dlab.torch_engine.fused`)."""
+    from dlab.torch_engine.fused import fuse
     from dlab.torch_engine.models import build_model
 
     meta, tensors = read_checkpoint(path)
     cfg = resolve(meta["config"])
     model = build_model(cfg.model, tuple(meta["in_shape"]), int(meta["num_classes"]))
     model.load_state_dict(model_state(tensors))
-    return model.to(device).eval(), cfg, meta
+    model = model.to(device).eval()
+    fuse(model, torch.device(device))
+    return model, cfg, meta

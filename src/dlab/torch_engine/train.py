@@ -31,6 +31,7 @@ from dlab.runs import (CONFIG, MANIFEST, METRICS, RESULT, append_jsonl, atomic_w
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.batches import DeviceData
 from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate, resolve_device
+from dlab.torch_engine.fused import fuse
 from dlab.torch_engine.models import build_model, count_params
 from dlab.torch_engine.optim import build_optimizer, build_scheduler
 from dlab.torch_engine.sinks import Progress, TensorBoardSink, flat_hparams
@@ -52,6 +53,7 @@ class _Session:
     train: DeviceData
     val: DeviceData
     params: int
+    fused: int = 0  # conv → pool → relu runs fused into one kernel (dlab.torch_engine.fused)
     epoch: int = 0
     best_val_acc: float = -1.0
     best_epoch: int = 0
@@ -91,12 +93,13 @@ def _build_session(cfg: RunConfig, run_dir: Path, device: torch.device, data_dir
     model = build_model(cfg.model, train.shape, len(train.classes)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    fused = fuse(model, device)
     optimizer = build_optimizer(cfg.optim, model.parameters())
     steps = math.ceil(len(train) / cfg.train.batch_size)
     scheduler = build_scheduler(optimizer, cfg.optim, steps, cfg.train.epochs)
     generator = torch.Generator(device=device).manual_seed(cfg.train.seed)
     return _Session(cfg, run_dir, device, model, optimizer, scheduler, generator, train, val,
-                    count_params(model))
+                    count_params(model), fused)
 
 
 def _rng_tensors(s: _Session) -> dict[str, torch.Tensor]:
@@ -345,6 +348,7 @@ def _result(s: _Session, rows: list[dict], status: str, final: EvalResult | None
         "time_s": sum(times),
         "params": s.params,
         "device": s.device.type,
+        "fused_conv_pool_relu": s.fused,
         "tta": s.cfg.train.tta,
         "final_single_view_acc": rows[-1].get("val_acc") if rows else None,
     }
