@@ -67,6 +67,69 @@ def test_ties_and_nan_follow_max_pool2d():
     assert out.isnan().any()
 
 
+@pytest.mark.parametrize("shape_grad", ["expanded", "transposed"])
+def test_a_non_contiguous_incoming_gradient(shape_grad):
+    """`.sum()` passes an expanded gradient, a channels-last layer above a transposed one."""
+    torch.manual_seed(2)
+    x = torch.randn(4, 3, 14, 14, requires_grad=True)
+    weight = torch.randn(6, 3, 5, 5, requires_grad=True)
+    bias = torch.randn(6, requires_grad=True)
+    g = (torch.ones(()).expand(4, 6, 5, 5) if shape_grad == "expanded"
+         else torch.randn(4, 5, 5, 6).permute(0, 3, 1, 2))
+    assert not g.is_contiguous()
+    for a, ref in zip(_grads(fused._ConvPoolReLUFn.apply, x, weight, bias, g),
+                      _grads(_reference, x, weight, bias, g)):
+        _close(a, ref)
+
+
+def test_the_extra_conv_variant_trains_as_the_unfused_net():
+    """model.extra_conv puts a channels-last conv above conv2: its gradient reaches the kernel
+    strided."""
+    cfg = resolve({"data": {"dataset": "fashion-mnist"}, "model": {"extra_conv": True}})
+    torch.manual_seed(3)
+    plain = build_model(cfg.model, (1, 28, 28), 10).to(memory_format=torch.channels_last)
+    model = build_model(cfg.model, (1, 28, 28), 10).to(memory_format=torch.channels_last)
+    model.load_state_dict(plain.state_dict())
+    assert fuse(model, CPU) == 2
+    x = torch.randn(8, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (8,))
+    for m in (plain, model):
+        m.eval()
+        F.cross_entropy(m(x), y).backward()
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        _close(a.grad, b.grad, rel=1e-4), name
+
+
+def test_inf_and_nan_reach_the_gradients():
+    torch.manual_seed(4)
+    x = torch.randn(2, 2, 12, 12, requires_grad=True)
+    weight = torch.randn(3, 2, 5, 5, requires_grad=True)
+    bias = torch.randn(3, requires_grad=True)
+    out = _reference(x, weight, bias).detach()
+    g = torch.zeros_like(out)
+    g[tuple(out.nonzero()[0])] = float("inf")  # at a window ReLU lets through
+    got = _grads(fused._ConvPoolReLUFn.apply, x, weight, bias, g)
+    want = _grads(_reference, x, weight, bias, g)
+    for a, ref in zip(got[1:], want[1:]):  # the same entries inf, none NaN (padding stays out)
+        assert torch.equal(a.isinf(), ref.isinf()) and not a.isnan().any()
+        assert a.isinf().any()
+    xn = x.detach().clone()
+    xn[1, 0, 6, 6] = float("nan")  # NaN wins its window, and ReLU passes its gradient on
+    got = _grads(fused._ConvPoolReLUFn.apply, xn, weight, bias, torch.ones_like(out))
+    want = _grads(_reference, xn, weight, bias, torch.ones_like(out))
+    assert got[0].isnan().any() and got[2].isnan().any() and want[2].isnan().any()
+    assert torch.isfinite(got[3]).all() and torch.isfinite(want[3]).all()  # db: sums of g
+
+
+def test_inputs_that_do_not_fit_the_layer_get_pytorchs_error():
+    layer = ConvPoolReLU.from_conv(nn.Conv2d(1, 4, 5))
+    with pytest.raises(RuntimeError):
+        layer(torch.randn(2, 3, 28, 28))  # three channels into a one-channel layer
+    odd = ConvPoolReLU(2, 4, 3, stride=2)  # built by hand: the kernel does not take stride 2
+    x = torch.randn(1, 2, 20, 20)
+    _close(odd(x), F.relu(F.max_pool2d(F.conv2d(x, odd.weight, odd.bias, stride=2), 2)).detach())
+
+
 def test_one_thread_and_two_agree_and_each_is_deterministic():
     torch.manual_seed(1)
     x = torch.randn(16, 10, 12, 12, requires_grad=True)

@@ -175,8 +175,9 @@ static inline __attribute__((always_inline)) void grad_wx(
         const float *xp, float *dxp, const int *off, const float *gl, int k, dims d,
         const float *wrows, float *dwrows, const int K) {
     const size_t plane = (size_t)d.H * d.Wpad;
-    for (int e = 0; e < k; e++) {
-        const v8 gs = splat(gl[e]);
+    const v8i lanes = {0, 1, 2, 3, 4, 5, 6, 7}, in_row = lanes < K;  /* an inf gradient times */
+    for (int e = 0; e < k; e++) {                                   /* a padding zero is NaN */
+        const v8 gs = sel(in_row, splat(gl[e]), splat(0.0f));
         for (int c = 0; c < d.C; c++) {
             const float *xb = xp + c * plane + off[e];
             float *dxb = dxp + c * plane + off[e];
@@ -223,7 +224,8 @@ void cpr_backward(const float *x, const float *w, const float *g, const float *o
                 for (int i = 0; i < d.Hp; i++)  /* list the windows ReLU lets a gradient through */
                     for (int j = 0; j < d.Wp; j++) {
                         const size_t at = at0 + (size_t)i * d.Wp + j;
-                        const int p = idx[at], active = out[at] > 0.0f;
+                        /* ReLU's gradient passes unless out <= 0: NaN passes, as in PyTorch */
+                        const int p = idx[at], active = !(out[at] <= 0.0f);
                         off[k] = (2 * i + (p >> 1)) * d.Wpad + 2 * j + (p & 1);
                         gl[k] = g[at];
                         gb += active ? g[at] : 0.0f;

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("conv_pool_relu.c")
 FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp"]
@@ -101,7 +102,7 @@ class _ConvPoolReLUFn(torch.autograd.Function):
         n, c, h, w = x.shape
         o, k = weight.shape[0], weight.shape[2]
         hp, wp = (h - k + 1) // 2, (w - k + 1) // 2
-        out = torch.empty(n, o, hp, wp)
+        out = torch.empty(n, o, hp, wp, dtype=torch.float32)
         idx = torch.empty(n, o, hp, wp, dtype=torch.uint8)
         library().cpr_forward(_ptr(x), _ptr(weight), _ptr(bias), _ptr(out), _ptr(idx),
                               n, c, h, w, o, k, torch.get_num_threads())
@@ -109,14 +110,16 @@ class _ConvPoolReLUFn(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         x, weight, out, idx = ctx.saved_tensors
         n, c, h, w = x.shape
         o, k = weight.shape[0], weight.shape[2]
-        dw, db = torch.empty_like(weight), torch.empty(o)
+        grad = grad.contiguous()  # held here: the kernel reads it through a bare pointer
+        dw, db = torch.empty_like(weight), torch.empty(o, dtype=torch.float32)
         dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        library().cpr_backward(_ptr(x), _ptr(weight), _ptr(grad.contiguous()), _ptr(out),
-                               _ptr(idx), _ptr(dw), _ptr(db), _ptr(dx), n, c, h, w, o, k,
+        library().cpr_backward(_ptr(x), _ptr(weight), _ptr(grad), _ptr(out), _ptr(idx),
+                               _ptr(dw), _ptr(db), _ptr(dx), n, c, h, w, o, k,
                                torch.get_num_threads())
         return dx, dw, db
 
@@ -131,23 +134,35 @@ class ConvPoolReLU(nn.Conv2d):
         return fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kernel_size[0]
-        pooled = [(size - k + 1) // 2 for size in x.shape[-2:]]
-        if (x.dim() != 4 or x.device.type != "cpu" or x.dtype != torch.float32
-                or library() is None or min(pooled) < 1 or pooled[1] > MAX_POOLED_WIDTH):
+        if not self._kernel_takes(x):
             return F.relu(F.max_pool2d(super().forward(x), 2))  # the same, as PyTorch ops
         return _ConvPoolReLUFn.apply(x, self.weight, self.bias)
+
+    def _kernel_takes(self, x: torch.Tensor) -> bool:
+        """Whether the C kernel computes this layer on `x`; else PyTorch's ops do (and raise
+        PyTorch's own errors for inputs that do not fit the layer)."""
+        k = self.kernel_size[0]
+        pooled = [(size - k + 1) // 2 for size in x.shape[-2:]]
+        return (library() is not None and _conv_ok(self) and x.dim() == 4
+                and x.shape[1] == self.in_channels
+                and all(t.device.type == "cpu" and t.dtype == torch.float32
+                        for t in (x, self.weight, self.bias))
+                and min(pooled) >= 1 and pooled[1] <= MAX_POOLED_WIDTH)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ", then max-pool 2 and relu (fused)"
 
 
+def _conv_ok(conv: nn.Conv2d) -> bool:
+    """A convolution the kernel computes: valid, stride 1, square kernel <= 8, with a bias."""
+    return (conv.stride == (1, 1) and conv.padding in ((0, 0), "valid")
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.bias is not None
+            and conv.kernel_size[0] == conv.kernel_size[1] <= MAX_KERNEL)
+
+
 def _fusable(conv: nn.Module, pool: nn.Module, act: nn.Module) -> bool:
     return (type(conv) is nn.Conv2d and type(pool) is nn.MaxPool2d and type(act) is nn.ReLU
-            and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.dilation == (1, 1)
-            and conv.groups == 1 and conv.bias is not None and conv.padding_mode == "zeros"
-            and conv.weight.dtype == torch.float32 and conv.kernel_size[0] == conv.kernel_size[1]
-            and conv.kernel_size[0] <= MAX_KERNEL
+            and _conv_ok(conv) and conv.weight.dtype == torch.float32
             and pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2), None)
             and pool.padding in (0, (0, 0)) and pool.dilation in (1, (1, 1))
             and not pool.ceil_mode and not pool.return_indices)
