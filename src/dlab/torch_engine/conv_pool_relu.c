@@ -7,7 +7,8 @@
  * that ReLU lets a gradient through: one input position per window instead of four.
  *
  * Same function and gradients as the PyTorch ops up to float rounding: the first maximum of a
- * window wins and NaN wins, as in max_pool2d; ReLU's gradient is zero where its output is not > 0.
+ * window wins and NaN wins, as in max_pool2d; ReLU's gradient is zero where its output is <= 0
+ * (a NaN output passes it on, as PyTorch's does).
  * Shapes: x (N,C,H,W), w (O,C,K,K), b (O) → out, idx (N,O,Hp,Wp) with Hp = (H-K+1)/2 (floor).
  * Valid convolution, stride 1, K <= 8, Wp <= 16. Threads split the batch (OpenMP, static), so a
  * fixed thread count gives bit-identical results. Built and loaded by dlab.torch_engine.fused.

@@ -71,12 +71,13 @@ def library() -> ctypes.CDLL | None:
         print("dlab: no C compiler found; conv+pool+relu layers run as PyTorch ops (slower)",
               file=sys.stderr)
         return None
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    # -march=native: a library built on one CPU may not run on another sharing this home
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()
-                         + _cpu_flags().encode())
-    target = _cache_dir() / f"conv_pool_relu-{key.hexdigest()[:16]}.so"
     try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout
+        # -march=native: a library built on one CPU may not run on another sharing this home
+        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()
+                             + _cpu_flags().encode())
+        target = _cache_dir() / f"conv_pool_relu-{key.hexdigest()[:16]}.so"
         if not target.exists():
             _compile(compiler, target)
         lib = ctypes.CDLL(str(target))
