@@ -23,8 +23,8 @@ import pytest
 from dlab.data import cache, cifar, load_dataset
 from dlab.data.cifar import find_cifar_source, load_cifar10
 from dlab.data.sources import CIFAR10_CLASSES
-from dlab.data.store import user_cache_dir
 from dlab.errors import DlabError
+from dlab.paths import cache_root
 
 PER_CLASS = 3
 
@@ -296,11 +296,11 @@ def test_second_load_comes_from_the_cache(jpeg_slice, tmp_path, monkeypatch):
     src = write_tar(tmp_path / "cifar10-jpeg.tar.gz", jpeg_slice)
     first = load_cifar10(tmp_path, "train")
     entry = cache.entry_dir("cifar10", cache.file_digest(src))
-    assert entry.parent == user_cache_dir() / "decoded"
+    assert entry.parent == cache_root() / "decoded"
     assert sorted(p.name for p in entry.iterdir()) == [
         "test-images.npy", "test-labels.npy", "train-images.npy", "train-labels.npy"]
 
-    def no_decode(source):
+    def no_decode(*args):
         raise AssertionError("decoded again instead of reading the cache")
 
     monkeypatch.setattr(cifar, "decode_source", no_decode)

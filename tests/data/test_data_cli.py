@@ -9,7 +9,7 @@ import pytest
 
 from dlab.cli import main
 from dlab.data import sources
-from dlab.data.store import user_cache_dir
+from dlab.data.store import user_data_dir
 
 
 @pytest.fixture
@@ -45,6 +45,6 @@ def test_fetch_prints_the_folder_found_or_downloaded(data_dir, server, tmp_path,
     local = dataclasses.replace(sources.DATASETS["fashion-mnist"], urls=(f"{server}/fm/",))
     monkeypatch.setitem(sources.DATASETS, "fashion-mnist", local)
     assert main(["fetch", "fashion-mnist"]) == 0
-    assert capsys.readouterr().out.strip() == str(user_cache_dir() / "fashion-mnist")
+    assert capsys.readouterr().out.strip() == str(user_data_dir() / "fashion-mnist")
     assert main(["fetch", "nonsense"]) == 2
     assert "unknown dataset 'nonsense'" in capsys.readouterr().err

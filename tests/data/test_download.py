@@ -16,9 +16,8 @@ import pytest
 
 from dlab.data import get_spec, load_dataset
 from dlab.data.cifar import find_cifar_source
-from dlab.data.download import download_dataset
 from dlab.data.idx import load_idx_split
-from dlab.data.store import locate, user_cache_dir
+from dlab.data.store import download_dataset, locate, user_data_dir
 from dlab.errors import DlabError
 
 
@@ -85,9 +84,9 @@ def test_lookup_downloads_into_the_user_cache(server, tmp_path, data_dir, monkey
     spec = dataclasses.replace(get_spec("fashion-mnist"), urls=(f"{server}/fm/",))
     monkeypatch.setattr("dlab.data.store.SYSTEM_DATASETS", tmp_path / "no-system")
     folder = locate(spec, None)
-    assert folder == user_cache_dir() / "fashion-mnist"
+    assert folder == user_data_dir() / "fashion-mnist"
     # The next lookup finds the downloaded copy without the network.
-    monkeypatch.setattr("dlab.data.download.download_dataset", None)
+    monkeypatch.setattr("dlab.data.store.download_dataset", None)
     assert locate(spec, None) == folder
     assert len(load_dataset("fashion-mnist", "test")) == 10000
 

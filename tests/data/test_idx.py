@@ -11,7 +11,7 @@ import pytest
 
 from dlab.config import DataConfig
 from dlab.data import get_spec, holdout_split, load_dataset, load_splits
-from dlab.data.store import locate, user_cache_dir
+from dlab.data.store import locate, user_data_dir
 from dlab.errors import DlabError
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -97,14 +97,14 @@ def test_raw_uncompressed_idx_files_load(data_dir, tmp_path):
 
 def test_lookup_order_flag_env_cache(data_dir, tmp_path, monkeypatch):
     flag, env = tmp_path / "flag", tmp_path / "env"
-    for root in (flag, env, user_cache_dir()):
+    for root in (flag, env, user_data_dir()):
         copy_dataset(data_dir, "mnist", root)
     spec = get_spec("mnist")
     monkeypatch.setenv("DLAB_DATA_DIR", str(env))
     assert locate(spec, flag, download=False) == flag / "mnist"
     assert locate(spec, None, download=False) == env / "mnist"
     monkeypatch.delenv("DLAB_DATA_DIR")
-    assert locate(spec, None, download=False) == user_cache_dir() / "mnist"
+    assert locate(spec, None, download=False) == user_data_dir() / "mnist"
     with pytest.raises(DlabError, match=r"data dir '.*nowhere' does not exist"):
         locate(spec, tmp_path / "nowhere", download=False)
 

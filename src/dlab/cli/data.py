@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from dlab.cli.common import add_data_dir
 
@@ -20,20 +19,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_fetch)
 
 
-def _files(folder: Path, spec) -> list[Path]:
-    """The files that make up the dataset in `folder` (for its size on disk)."""
-    if spec.kind == "idx":
-        from dlab.data.idx import find_idx_file
-
-        return [find_idx_file(folder, stem) for pair in spec.files.values() for stem in pair]
-    from dlab.data.cifar import find_cifar_source
-
-    path = find_cifar_source(folder).path
-    return [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-
-
 def cmd_datasets(args: argparse.Namespace) -> int:
     from dlab.data import DATASETS
+    from dlab.data.formats import get_format
     from dlab.data.store import candidate_roots, locate
     from dlab.errors import DlabError
 
@@ -44,22 +32,21 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         except DlabError:
             print(f"{name:<14} not found")
             continue
-        files = _files(folder, spec)
+        files = get_format(spec.kind).files(folder, spec)
         size_mb = sum(f.stat().st_size for f in files) / 1e6
-        detail = f", {files[0].name}" if spec.kind != "idx" and len(files) == 1 else ""
+        detail = f", {files[0].name}" if len(files) == 1 else ""
         print(f"{name:<14} {folder}  ({size_mb:.1f} MB in {len(files)} files{detail})")
     return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from dlab.data import get_spec, load_dataset
+    from dlab.data import get_spec, load_folder
     from dlab.data.store import locate
 
     spec = get_spec(args.name)
     folder = locate(spec, args.data_dir, download=True)
-    # Loading both splits verifies the checksums (IDX) and fills the decoded cache (CIFAR-10).
-    sizes = {split: len(load_dataset(spec.name, split, folder.parent if folder.name == spec.name
-                                     else folder, download=False)) for split in ("train", "test")}
+    # Loading both splits verifies the checksums (IDX) and fills the decoded cache (the others).
+    sizes = {split: len(load_folder(spec, folder, split)) for split in ("train", "test")}
     print(f"dlab: {spec.name}: {sizes['train']} train / {sizes['test']} test images",
           file=sys.stderr)
     print(folder)

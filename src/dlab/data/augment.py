@@ -1,21 +1,22 @@
-"""Training-time augmentation of whole batches on the device, built from an `AugmentConfig`.
+"""Training-time augmentation of whole batches on the device, built from an augment config.
 
 Input and output are float batches x (B, C, H, W) with values in [0, 1], on any device. Every
 operation is vectorized over the batch (no per-sample Python loop), and all randomness comes
 from the `torch.Generator` passed in, so the same generator state gives the same batch. Order:
 random crop (zero padding, then a random window per image) → horizontal flip → affine (rotation,
 shift, zoom; bilinear, zero fill) → random erasing (one zeroed rectangle). This is the only
-module of `dlab.data` that imports torch.
+module of `dlab.data` that imports torch. The config is duck-typed: any object with the fields
+of `dlab.config.AugmentConfig` (crop_padding, flip, rotate_deg, translate, scale, erasing,
+erasing_area) will do, so this module does not import `dlab.config`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-from dlab.config import AugmentConfig
 
 # Random erasing (Zhong et al. 2017) draws the erased area from [0.02, max] of the image and
 # the aspect ratio log-uniformly from [0.3, 1/0.3].
@@ -24,9 +25,10 @@ _ERASE_LOG_RATIO = math.log(0.3)
 
 
 class Augmenter:
-    """Applies the augmentations an `AugmentConfig` enables; the identity when none is."""
+    """Applies the augmentations an augment config enables; the identity when none is."""
 
-    def __init__(self, cfg: AugmentConfig):
+    def __init__(self, cfg: Any):
+        """Args: cfg: an `AugmentConfig` or any object with its fields."""
         self.cfg = cfg
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -39,7 +41,8 @@ class Augmenter:
             The augmented batch, same shape, dtype and device (x itself when nothing is enabled).
         """
         cfg = self.cfg
-        if not cfg.enabled():
+        if not (cfg.crop_padding or cfg.flip or cfg.rotate_deg or cfg.translate or cfg.scale
+                or cfg.erasing):
             return x
         if cfg.crop_padding:
             x = random_crop(x, cfg.crop_padding, generator)

@@ -8,8 +8,10 @@ Layouts, in the order `find_cifar_source` looks for them in a folder:
   through `RestrictedUnpickler` (plain containers and numpy arrays, nothing else);
 - image folders `train/<class>/*.jpg|png`, `test/<class>/...` as a directory, or as a
   .tar.gz/.tgz/.tar/.zip archive (see `dlab.data.imagefolder`).
-Images come back as uint8 (N, 3, 32, 32), labels as int64 (N,) in 0..9, classes in the official
-order (`sources.CIFAR10_CLASSES`). Must not import torch.
+Images come back as uint8 (N, 3, 32, 32), labels as int64 (N,) in 0..9, classes in the order
+of the dataset's spec (the official one, `sources.CIFAR10_CLASSES`). `CifarFormat` is the
+"cifar10" format of `dlab.data.formats`; it downloads the spec's first archive (the official
+binary tarball). Must not import torch.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from dlab.data import cache
-from dlab.data.imagefolder import is_archive, load_image_folders
-from dlab.data.sources import CIFAR10_CLASSES
+from dlab.data.download import fetch_file
+from dlab.data.imagefolder import find_image_folder_source, load_image_folders
+from dlab.data.sources import DATASETS, DatasetSpec
 from dlab.errors import DlabError
 
 SHAPE = (3, 32, 32)
@@ -62,18 +65,13 @@ def find_cifar_source(folder: Path) -> CifarSource | None:
             return CifarSource(kind, folder / dirname)
         if (folder / archive).is_file():
             return CifarSource(kind, folder / archive)
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
-        return CifarSource("folders", folder)
-    archives = sorted(p for p in folder.iterdir() if is_archive(p)
-                      and p.name not in ("cifar-10-binary.tar.gz", "cifar-10-python.tar.gz"))
-    named = [p for p in archives if "cifar" in p.name.lower()]
-    if named or (archives and "cifar" in folder.name.lower()):
-        return CifarSource("folders", (named or archives)[0])
-    return None
+    archives = tuple(archive for _, archive, _ in _LAYOUTS.values())
+    path = find_image_folder_source(folder, "cifar", exclude=archives)
+    return CifarSource("folders", path) if path is not None else None
 
 
-def load_cifar10(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """One split of CIFAR-10 found in `folder`: (images uint8 (N, 3, 32, 32), labels int64 (N,)).
+def load_cifar(folder: Path, spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of a CIFAR-10-format dataset in `folder`: (images uint8 (N, C, H, W), labels).
 
     The first call decodes the source (both splits) and caches the arrays keyed by the
     source's checksum; later calls read the cache.
@@ -85,20 +83,19 @@ def load_cifar10(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise DlabError(f"no CIFAR-10 found in {str(folder)!r}; expected cifar-10-batches-bin/, "
                         "cifar-10-batches-py/, their official .tar.gz, or train/ and test/ "
                         "image folders (as a directory, .tar.gz or .zip)")
-    digest = cache.source_digest(source.path)
-    cached = cache.load_cached("cifar10", digest, split)
-    if cached is not None:
-        return cached
-    splits = decode_source(source)
-    for name, (images, labels) in splits.items():
-        cache.save_cached("cifar10", digest, name, images, labels)
-    return splits[split]
+    return cache.cached_split(spec.name, source.path, split, lambda: decode_source(source, spec))
 
 
-def decode_source(source: CifarSource) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_cifar10(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """`load_cifar` for the registered cifar10 entry."""
+    return load_cifar(folder, DATASETS["cifar10"], split)
+
+
+def decode_source(source: CifarSource, spec: DatasetSpec
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Both splits of `source`, decoded (no cache)."""
     if source.kind == "folders":
-        return load_image_folders(source.path, CIFAR10_CLASSES, SHAPE)
+        return load_image_folders(source.path, spec.classes, spec.shape)
     files = _read_batch_files(source)
     parse = _parse_binary if source.kind == "binary" else _parse_pickle
     out = {}
@@ -106,8 +103,9 @@ def decode_source(source: CifarSource) -> dict[str, tuple[np.ndarray, np.ndarray
         parts = [parse(files[stem], f"{source.path}/{stem}") for stem in stems]
         images = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
-        if labels.size and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
-            raise DlabError(f"{str(source.path)!r}: {split} labels outside 0..9")
+        if labels.size and (labels.min() < 0 or labels.max() >= len(spec.classes)):
+            raise DlabError(f"{str(source.path)!r}: {split} labels outside "
+                            f"0..{len(spec.classes) - 1}")
         out[split] = (images, labels)
     return out
 
@@ -192,3 +190,26 @@ def _parse_pickle(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise DlabError(f"CIFAR-10 file {name!r}: data {data.dtype} {data.shape}, labels "
                         f"{labels.shape}; expected uint8 (N, 3072) and (N,)")
     return data.reshape(-1, *SHAPE).copy(), labels
+
+
+class CifarFormat:
+    """The "cifar10" format: the official binary or python batches, or image folders."""
+
+    def present(self, folder: Path, spec: DatasetSpec) -> bool:
+        return find_cifar_source(folder) is not None
+
+    def refuse_incomplete(self, folder: Path, spec: DatasetSpec) -> None:
+        """A layout is found by name only; a broken one is an error when it is read."""
+
+    def files(self, folder: Path, spec: DatasetSpec) -> list[Path]:
+        path = find_cifar_source(folder).path
+        return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+    def load(self, folder: Path, spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+        return load_cifar(folder, spec, split)
+
+    def download(self, spec: DatasetSpec, dest: Path, timeout_s: float) -> None:
+        """Fetch the first of `spec.archives` (the official binary tarball) unless it is there."""
+        name, digest = next(iter(spec.archives.items()))
+        if not (dest / name).is_file():
+            fetch_file(spec, spec.urls, name, dest, digest, timeout_s)

@@ -1,12 +1,12 @@
-"""Download a dataset's official files, verify their checksums, and only then move them in place.
+"""Download one file from a list of mirrors, verify its checksum, and only then move it in place.
 
-IDX datasets: the four `<name>.gz` files from the first of `spec.urls` that answers, each
-verified by the SHA-256 of its *uncompressed* content (`spec.sha256`; the gzip wrapper differs
-between mirrors). CIFAR-10: the official binary tarball, verified by its MD5 (`spec.archives`).
-Each file is streamed into a hidden temporary file in the destination folder and renamed only
-after it verified, so a folder never holds a partial or wrong file under the real name; a
-mismatch deletes the temporary file. Uses urllib with a timeout; progress goes to stderr.
-Must not import torch.
+`fetch_file` tries each mirror in turn: a mirror that does not answer, answers with an error,
+sends a truncated body or a file with the wrong checksum is skipped for the next one; the error
+raised when every mirror failed lists what each one did. The body is streamed into a hidden
+temporary file in the destination folder and renamed only after it verified, so a folder never
+holds a partial or wrong file under the real name. Uses urllib with a timeout; progress goes to
+stderr. Which files make up a dataset is the business of its format (`dlab.data.formats`).
+Imports only `dlab.data.sources` and `dlab.errors` of dlab; must not import numpy or torch.
 """
 
 from __future__ import annotations
@@ -26,46 +26,30 @@ from pathlib import Path
 from dlab.data.sources import DatasetSpec
 from dlab.errors import DlabError
 
-CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
 _CHUNK = 1 << 16
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, TimeoutError,
                    ConnectionError)
+_ALGOS = {32: "md5", 64: "sha256"}  # by the length of the hex digest
 
 
-def download_dataset(spec: DatasetSpec, dest: Path, timeout_s: float = 30.0) -> Path:
-    """Download `spec`'s official files into `dest` (files already there are kept); return `dest`.
+def fetch_file(spec: DatasetSpec, urls: list[str] | tuple[str, ...], filename: str, dest: Path,
+               expected: str, timeout_s: float, gunzip: bool = False) -> str:
+    """Download `filename` from the first mirror that serves it intact into `dest`.
 
+    Args:
+        urls: mirror base URLs, tried in order.
+        expected: the hex MD5 or SHA-256 of the file (of its uncompressed content when `gunzip`).
+    Returns:
+        The base URL that served the verified file.
     Raises:
-        DlabError: on a checksum mismatch (naming the file, expected and actual digest) or when
-            no URL could be reached (saying what to do instead).
+        DlabError: when no mirror served a verified file (a checksum mismatch names the file,
+            the expected and the actual digest).
     """
-    dest = Path(dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DlabError(f"cannot create the download folder {str(dest)!r} ({exc.strerror}); "
-                        "pass --data-dir to a folder holding the dataset") from None
-    if spec.kind == "idx":
-        from dlab.data.idx import find_idx_file
-
-        urls = list(spec.urls)
-        for stem in (stem for pair in spec.files.values() for stem in pair):
-            if find_idx_file(dest, stem) is None:
-                used = _fetch(spec, urls, f"{stem}.gz", dest, "sha256", spec.sha256[stem],
-                              timeout_s, gunzip=True)
-                # The mirror that answered goes first for the remaining files.
-                urls.remove(used)
-                urls.insert(0, used)
-    elif not (dest / CIFAR_ARCHIVE).is_file():
-        _fetch(spec, spec.urls, CIFAR_ARCHIVE, dest, "md5", spec.archives[CIFAR_ARCHIVE],
-               timeout_s)
-    return dest
-
-
-def _fetch(spec: DatasetSpec, urls: list[str] | tuple[str, ...], filename: str, dest: Path,
-           algo: str, expected: str, timeout_s: float, gunzip: bool = False) -> str:
-    """Try each base URL in turn; verify and rename the first complete download; return its base."""
-    failures = []
+    algo = _ALGOS.get(len(expected))
+    if algo is None:
+        raise DlabError(f"checksum {expected!r} of {filename} in dataset {spec.name!r}; expected "
+                        "32 (md5) or 64 (sha256) hex digits")
+    failures, mismatch = [], False
     for base in urls:
         url = base.rstrip("/") + "/" + filename
         fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{filename}.", suffix=".part")
@@ -73,17 +57,20 @@ def _fetch(spec: DatasetSpec, urls: list[str] | tuple[str, ...], filename: str, 
             with os.fdopen(fd, "wb") as out:
                 _stream(url, out, timeout_s)
             actual = _digest(Path(tmp), algo, gunzip)
-            if actual != expected:
-                raise DlabError(f"downloaded file {filename} (from {url}) has the wrong {algo} "
-                                f"checksum: expected {expected}, got {actual}; it was not kept")
-            os.replace(tmp, dest / filename)
-            return base
+            if actual == expected:
+                os.replace(tmp, dest / filename)
+                return base
+            mismatch = True
+            failures.append(f"{url}: wrong {algo} checksum: expected {expected}, got {actual}")
         except _NETWORK_ERRORS as exc:
             failures.append(f"{url}: {_reason(exc)}")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-    raise DlabError(_not_found_message(spec, failures))
+    if mismatch:
+        raise DlabError(f"downloaded file {filename} failed verification and was not kept "
+                        f"({'; '.join(failures)})")
+    raise DlabError(not_found_message(spec, failures))
 
 
 def _stream(url: str, out, timeout_s: float) -> None:
@@ -122,12 +109,12 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(reason).split()) or type(exc).__name__
 
 
-def _not_found_message(spec: DatasetSpec, failures: list[str]) -> str:
+def not_found_message(spec: DatasetSpec, failures: list[str]) -> str:
+    """The one-line error for a dataset found nowhere and not downloadable."""
     hint = (f"pass --data-dir (or set DLAB_DATA_DIR) to a folder holding {spec.name}/ with the "
             "official files")
-    if spec.name == "fashion-mnist":
-        hint += ("; or run `apt-get install dataset-fashion-mnist`, which installs it into "
-                 "/usr/share/datasets/fashion-mnist")
+    if spec.install_hint:
+        hint += f"; or {spec.install_hint}"
     tried = "; ".join(failures) or "no download URL known"
     return (f"dataset {spec.name!r} was not found locally and the download failed ({tried}); "
             f"{hint}")

@@ -1,6 +1,9 @@
 """Read MNIST-style IDX files (raw or .gz) into numpy arrays, verifying known checksums.
 
-Images come back as uint8 (N, 1, H, W), labels as int64 (N,). Must not import torch.
+Images come back as uint8 (N, 1, H, W), labels as int64 (N,). `IdxFormat` is the "idx" format
+of `dlab.data.formats`: per split an images and a labels file named in the spec, downloaded as
+`<stem>.gz` and verified by the SHA-256 of the uncompressed content (the gzip wrapper differs
+between mirrors). Must not import torch.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlab.data.download import fetch_file
+from dlab.data.sources import DatasetSpec
 from dlab.errors import DlabError
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -80,3 +85,41 @@ def load_idx_split(folder: Path, stems: tuple[str, str], sha256: dict[str, str]
         raise DlabError(f"IDX files in {str(folder)!r} disagree: images {images.shape}, "
                         f"labels {labels.shape}")
     return np.ascontiguousarray(images[:, None, :, :], dtype=np.uint8), labels.astype(np.int64)
+
+
+def _stems(spec: DatasetSpec) -> list[str]:
+    return [stem for pair in spec.files.values() for stem in pair]
+
+
+class IdxFormat:
+    """The "idx" format: `spec.files` names each split's images and labels IDX files."""
+
+    def present(self, folder: Path, spec: DatasetSpec) -> bool:
+        return folder.is_dir() and all(find_idx_file(folder, s) for s in _stems(spec))
+
+    def refuse_incomplete(self, folder: Path, spec: DatasetSpec) -> None:
+        """A folder with some but not all IDX files is an error naming the missing one: silently
+        skipping it (or downloading over it) would hide a broken copy."""
+        if not folder.is_dir():
+            return
+        stems = _stems(spec)
+        missing = [stem for stem in stems if find_idx_file(folder, stem) is None]
+        if missing and len(missing) < len(stems):
+            raise DlabError(f"dataset {spec.name!r} in {str(folder)!r} is incomplete: "
+                            f"{missing[0]}(.gz) is missing")
+
+    def files(self, folder: Path, spec: DatasetSpec) -> list[Path]:
+        return [find_idx_file(folder, stem) for stem in _stems(spec)]
+
+    def load(self, folder: Path, spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+        return load_idx_split(folder, spec.files[split], spec.sha256)
+
+    def download(self, spec: DatasetSpec, dest: Path, timeout_s: float) -> None:
+        """Fetch each missing `<stem>.gz`; the mirror that answered goes first for the rest."""
+        urls = list(spec.urls)
+        for stem in _stems(spec):
+            if find_idx_file(dest, stem) is None:
+                used = fetch_file(spec, urls, f"{stem}.gz", dest, spec.sha256[stem], timeout_s,
+                                  gunzip=True)
+                urls.remove(used)
+                urls.insert(0, used)

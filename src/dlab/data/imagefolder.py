@@ -1,12 +1,14 @@
 """Image-folder datasets: `train/<class>/*.jpg|png` and `test/<class>/...` in a .tar.gz, a .zip
-or a plain directory (the shared copy of CIFAR-10 is such a .tar.gz).
+or a plain directory (the shared copy of CIFAR-10 is such a .tar.gz), and the generic
+"imagefolder" format (`ImageFolderFormat`) that reads any dataset stored that way.
 
 Members may sit under one leading folder (`cifar10/train/cat/0001.jpg`); hidden files
-(`.DS_Store`, `._x.jpg`) are skipped. Labels are the index of the class folder in the given
-class list; within a class, images are sorted by file name, so the order is reproducible.
-Images are decoded with Pillow into uint8 (N, H, W, C) arrays. Every problem (corrupt archive,
-unknown class folder, undecodable image, wrong image size) is a one-line DlabError naming the
-file. Must not import torch.
+(`.DS_Store`, `._x.jpg`), members deeper than that, and names with `..` or a leading `/` are
+not dataset members. Labels are the index of the class folder in the given class list; within
+a class, images are sorted by file name, so the order is reproducible. Images are decoded with
+Pillow into uint8 (N, H, W, C) arrays. Every problem (corrupt archive, unknown or empty class
+folder, undecodable image, wrong image size) is a one-line DlabError naming the file or folder.
+Nothing is ever extracted to disk. Must not import torch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Iterator
 
 import numpy as np
 
+from dlab.data import cache
+from dlab.data.download import fetch_file
+from dlab.data.sources import DatasetSpec
 from dlab.errors import DlabError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -30,6 +35,25 @@ SPLIT_NAMES = ("train", "test")
 
 def is_archive(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def find_image_folder_source(folder: Path, hint: str, exclude: tuple[str, ...] = ()
+                             ) -> Path | None:
+    """`folder` itself when it holds train/ and test/, else its image-folder archive, or None.
+
+    Only names are checked (no archive is opened). An archive must have `hint` in its name
+    unless the folder's name does (`<root>/cifar10/anything.zip`), so unrelated archives in a
+    data root are not mistaken for the dataset; names in `exclude` are never taken.
+    """
+    if not folder.is_dir():
+        return None
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        return folder
+    archives = sorted(p for p in folder.iterdir() if is_archive(p) and p.name not in exclude)
+    named = [p for p in archives if hint in p.name.lower()]
+    if named or (archives and hint in folder.name.lower()):
+        return (named or archives)[0]
+    return None
 
 
 def _iter_members(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -92,7 +116,8 @@ def _plain_tar_members(path: Path) -> list[tuple[str, bytes]] | None:
 def _classify(name: str, classes: tuple[str, ...], source: Path) -> tuple[str, int] | None:
     """(split, label) for an image member, None for members outside train/ and test/."""
     parts = PurePosixPath(name).parts
-    if len(parts) < 3 or parts[-3] not in SPLIT_NAMES or parts[-1].startswith("."):
+    if not 3 <= len(parts) <= 4 or parts[0] == "/" or ".." in parts \
+            or parts[-3] not in SPLIT_NAMES or parts[-1].startswith("."):
         return None
     split, cls, fname = parts[-3:]
     if cls not in classes:
@@ -120,6 +145,12 @@ def read_members(source: Path, classes: tuple[str, ...]
         if not items:
             raise DlabError(f"{str(source)!r} holds no {split}/<class>/ images; expected "
                             "train/<class>/*.jpg|png and test/<class>/*.jpg|png")
+        present = {label for label, _, _ in items}
+        empty = [cls for label, cls in enumerate(classes) if label not in present]
+        if empty:
+            raise DlabError(f"{str(source)!r}: class folder {split}/{empty[0]}/ holds no images; "
+                            f"expected images of every class in {split}/ ({len(empty)} of "
+                            f"{len(classes)} classes empty or missing)")
         items.sort(key=lambda item: (item[0], item[1]))
     return found
 
@@ -170,3 +201,37 @@ def load_image_folders(source: Path, classes: tuple[str, ...], shape: tuple[int,
         labels = np.array([label for label, _, _ in items], dtype=np.int64)
         out[split], start = (images, labels), stop
     return out
+
+
+class ImageFolderFormat:
+    """The "imagefolder" format: a dataset stored as train/ and test/ class folders, as a
+    directory or an archive with the dataset's name in its file name; cached after decoding."""
+
+    def source(self, folder: Path, spec: DatasetSpec) -> Path | None:
+        return find_image_folder_source(folder, spec.name.lower())
+
+    def present(self, folder: Path, spec: DatasetSpec) -> bool:
+        return self.source(folder, spec) is not None
+
+    def refuse_incomplete(self, folder: Path, spec: DatasetSpec) -> None:
+        """Nothing to refuse from names alone: a broken archive is an error when it is read."""
+
+    def files(self, folder: Path, spec: DatasetSpec) -> list[Path]:
+        path = self.source(folder, spec)
+        return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+    def load(self, folder: Path, spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+        source = self.source(folder, spec)
+        if source is None:
+            raise DlabError(f"no {spec.name} found in {str(folder)!r}; expected train/ and test/ "
+                            f"class folders, as a directory or a .tar.gz/.zip named *{spec.name}*")
+        return cache.cached_split(spec.name, source, split,
+                                  lambda: load_image_folders(source, spec.classes, spec.shape))
+
+    def download(self, spec: DatasetSpec, dest: Path, timeout_s: float) -> None:
+        """Fetch the first of `spec.archives` (an image-folder archive) unless it is there."""
+        if not spec.archives:
+            return
+        name, digest = next(iter(spec.archives.items()))
+        if not (dest / name).is_file():
+            fetch_file(spec, spec.urls, name, dest, digest, timeout_s)

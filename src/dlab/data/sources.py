@@ -1,6 +1,10 @@
-"""The dataset registry: names, classes, file names, checksums and official download URLs.
+"""The dataset registry: one `DatasetSpec` entry per dataset, pure data, no I/O.
 
-Pure data, no I/O. Must not import torch or numpy (config validation imports it).
+An entry names its storage format (`kind`, a key of `dlab.data.formats.FORMATS`), its classes,
+image shape, normalization statistics, the files or archives that make it up with their
+checksums, and the mirrors it can be downloaded from. **A new dataset is one entry in
+`DATASETS`** (plus, only if its files are in a layout dlab does not read yet, one format in
+`dlab.data.formats`). Must not import numpy or torch: config validation imports it.
 """
 
 from __future__ import annotations
@@ -15,23 +19,34 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset: how it is stored and where the official copy lives.
+    """One dataset: how it is stored, what it holds, and where the official copy lives.
 
-    `files` maps a split to its (images, labels) IDX file names (without .gz); `sha256` holds
-    the digests of the *uncompressed* IDX files. For CIFAR-10, `archives` maps an official
-    archive name to its md5 and `urls` lists where it can be downloaded.
+    Attributes:
+        kind: the storage format, a key of `dlab.data.formats.FORMATS` ("idx", "cifar10",
+            "imagefolder").
+        classes: class names; label i is classes[i].
+        shape: (C, H, W) of every image.
+        mean, std: the per-channel statistics of the training images scaled to [0, 1]
+            (one value per channel), for input normalization.
+        files: per split, the (images, labels) IDX file stems (kind "idx").
+        sha256: SHA-256 of each *uncompressed* IDX file, by stem (kind "idx").
+        urls: mirror base URLs, tried in order.
+        archives: archive file name -> its MD5 (32 hex digits) or SHA-256 (64); a download
+            fetches the first one listed.
+        install_hint: another way to get the dataset, for the message when no copy is found.
     """
 
     name: str
-    kind: str  # "idx" or "cifar10"
+    kind: str
     classes: tuple[str, ...]
-    shape: tuple[int, int, int]  # C, H, W
+    shape: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     files: dict[str, tuple[str, str]] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
     urls: tuple[str, ...] = ()
     archives: dict[str, str] = field(default_factory=dict)
+    install_hint: str = ""
 
 
 _IDX_FILES = {
@@ -62,6 +77,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        install_hint=("run `apt-get install dataset-fashion-mnist`, which installs it into "
+                      "/usr/share/datasets/fashion-mnist"),
     ),
     "cifar10": DatasetSpec(
         name="cifar10", kind="cifar10", classes=CIFAR10_CLASSES, shape=(3, 32, 32),
@@ -82,3 +99,13 @@ def get_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
         raise DlabError(f"unknown dataset {name!r}; expected one of: " + ", ".join(DATASETS))
     return DATASETS[name]
+
+
+def dataset_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The dataset's own normalization statistics.
+
+    Returns:
+        (mean, std): one value per channel each, of the training images scaled to [0, 1].
+    """
+    spec = get_spec(name)
+    return spec.mean, spec.std

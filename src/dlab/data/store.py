@@ -1,10 +1,12 @@
 """Where datasets live: the lookup order, and fetching a missing dataset.
 
-Lookup order (SPEC §0): the `--data-dir` flag, the `DLAB_DATA_DIR` variable, the user cache dir
-(`$XDG_CACHE_HOME/dlab/data`, default `~/.cache/dlab/data`), the system dataset dir
+Lookup order (SPEC §0): the `--data-dir` flag, the `DLAB_DATA_DIR` variable, the user data dir
+(`<dlab cache root>/data`, default `~/.cache/dlab/data`), the system dataset dir
 (`/usr/share/datasets/<name>`, where Debian's `dataset-fashion-mnist` installs Fashion-MNIST),
-then a download of the official files into the user cache dir. In each root a dataset is the
-folder `<root>/<name>` (the layout of ../shared/data). Must not import torch.
+then a download of the official files into the user data dir. In each root a dataset is the
+folder `<root>/<name>` (the layout of ../shared/data) or the root itself. What counts as
+"present" and what a download fetches is the dataset's format (`dlab.data.formats`); nothing
+here depends on a particular dataset or format. Must not import torch.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dlab.data.download import not_found_message
+from dlab.data.formats import get_format
 from dlab.data.sources import DatasetSpec
 from dlab.errors import DlabError
+from dlab.paths import cache_root
 
 SYSTEM_DATASETS = Path("/usr/share/datasets")
 
 
-def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dlab" / "data"
+def user_data_dir() -> Path:
+    """Where downloads go: `<dlab cache root>/data`."""
+    return cache_root() / "data"
 
 
 def candidate_roots(data_dir: str | os.PathLike | None) -> list[Path]:
-    """The roots searched, in order; an explicit `data_dir` that does not exist is an error."""
+    """The roots searched, in order; an explicit `data_dir` that is not a folder is an error."""
     roots = []
     if data_dir is not None:
         if not Path(data_dir).is_dir():
@@ -33,49 +38,46 @@ def candidate_roots(data_dir: str | os.PathLike | None) -> list[Path]:
     env = os.environ.get("DLAB_DATA_DIR")
     if env:
         roots.append(Path(env))
-    roots += [user_cache_dir(), SYSTEM_DATASETS]
+    roots += [user_data_dir(), SYSTEM_DATASETS]
     return roots
 
 
 def has_dataset(folder: Path, spec: DatasetSpec) -> bool:
-    """Whether `folder` holds `spec`'s files in any layout dlab reads."""
-    if not folder.is_dir():
-        return False
-    if spec.kind == "idx":
-        from dlab.data.idx import find_idx_file
-
-        return all(find_idx_file(folder, stem) for pair in spec.files.values() for stem in pair)
-    from dlab.data.cifar import find_cifar_source
-
-    return find_cifar_source(folder) is not None
-
-
-def _refuse_incomplete(folder: Path, spec: DatasetSpec) -> None:
-    """A folder with some but not all IDX files is an error naming the missing one: silently
-    skipping it (or downloading over it) would hide a broken copy."""
-    if spec.kind != "idx" or not folder.is_dir():
-        return
-    from dlab.data.idx import find_idx_file
-
-    stems = [stem for pair in spec.files.values() for stem in pair]
-    missing = [stem for stem in stems if find_idx_file(folder, stem) is None]
-    if missing and len(missing) < len(stems):
-        raise DlabError(f"dataset {spec.name!r} in {str(folder)!r} is incomplete: "
-                        f"{missing[0]}(.gz) is missing")
+    """Whether `folder` holds `spec`'s files in any layout its format reads."""
+    return folder.is_dir() and get_format(spec.kind).present(folder, spec)
 
 
 def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
            download: bool = True) -> Path:
-    """The folder holding `spec`'s files, downloading them into the user cache if none does."""
+    """The folder holding `spec`'s files, downloading them into the user data dir if none does."""
+    fmt = get_format(spec.kind)
     roots = candidate_roots(data_dir)
     for root in roots:
         for folder in (root / spec.name, root):
             if has_dataset(folder, spec):
                 return folder
-            _refuse_incomplete(folder, spec)
+            if folder.is_dir():
+                fmt.refuse_incomplete(folder, spec)
     if download:
-        from dlab.data.download import download_dataset
-
-        return download_dataset(spec, user_cache_dir() / spec.name)
+        return download_dataset(spec, user_data_dir() / spec.name)
     searched = ", ".join(str(r / spec.name) for r in roots)
     raise DlabError(f"dataset {spec.name!r} not found (searched {searched}); pass --data-dir")
+
+
+def download_dataset(spec: DatasetSpec, dest: Path, timeout_s: float = 30.0) -> Path:
+    """Download `spec`'s official files into `dest` (files already there are kept); return `dest`.
+
+    Raises:
+        DlabError: when a file fails its checksum on every mirror (naming the file, expected
+            and actual digest), or no mirror could be reached (saying what to do instead).
+    """
+    dest = Path(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DlabError(f"cannot create the download folder {str(dest)!r} ({exc.strerror}); "
+                        "pass --data-dir to a folder holding the dataset") from None
+    get_format(spec.kind).download(spec, dest, timeout_s)
+    if not has_dataset(dest, spec):
+        raise DlabError(not_found_message(spec, []))
+    return dest
