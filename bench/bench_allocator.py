@@ -28,17 +28,20 @@ from pathlib import Path
 from dlab.allocator import keep_freed_memory
 from dlab.config import load_run_config
 from dlab.torch_engine.sinks import Progress
-from dlab.torch_engine.train import _build_session, _train_epoch
+from dlab.tasks import OpenContext, get_task
+from dlab.torch_engine.trainer import _Trainer
 
 config, data_dir, images = sys.argv[1], sys.argv[2], int(sys.argv[3])
 applied = keep_freed_memory()
 cfg = load_run_config(config)
-s = _build_session(cfg, Path("unused"), torch.device("cpu"), data_dir)
+task, cpu = get_task("classification"), torch.device("cpu")
+s = task.open(cfg, OpenContext(Path("unused"), cpu, data_dir))
 s.train.images, s.train.labels = s.train.images[:images], s.train.labels[:images]
+trainer = _Trainer(task, cfg, Path("unused"), s, cpu, [])
 quiet = Progress(False, 1, 1)
-_train_epoch(s, quiet)  # warm-up: the engine's own training pass over these images
+trainer.train_epoch(quiet)  # warm-up: the engine's own training pass over these images
 t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-_train_epoch(s, quiet)
+trainer.train_epoch(quiet)
 dt, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
 user, kernel = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
 print(json.dumps({"applied": applied, "ms_per_image": dt / images * 1000,

@@ -5,8 +5,8 @@ One `RunConfig` tree describes a training run completely. It is resolved once at
 directory and hashed to identify the run (identical resolved configs are the same run).
 
 Defaults are the JHU Fashion-MNIST assignment's: the default net, batch 256, test batch 1000,
-10 epochs, SGD lr 0.01 momentum 0.5, seed 1, MNIST normalization (0.1307, 0.3081), and the test
-set used as the validation set.
+10 epochs, SGD lr 0.01 momentum 0.5, seed 1, and the test set used as the validation set; the
+normalization is each dataset's own (the fashion-a1 study sets the assignment's MNIST stats).
 
 Must not import torch: the numpy engine and the study planner use it too.
 """
@@ -76,11 +76,22 @@ class DataConfig:
     validation: str = "test"  # "test": the test set is the validation set (as the assignment does)
     val_size: int = 5000  # hold-out size when validation = "holdout"
     split_seed: int = 0
-    mean: tuple[float, ...] = (0.1307,)  # per channel, or one value for all channels
-    std: tuple[float, ...] = (0.3081,)
+    # per channel, or one value for all channels; empty: the dataset's own statistics (the JHU
+    # assignment, fashion-a1, normalizes both MNIST and Fashion-MNIST with MNIST's)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
     train_limit: int = 0  # use only the first N training images (0 = all): small slices for tests
     val_limit: int = 0  # use only the first N validation images (0 = all)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The normalization (mean, std) applied: the configured one, else the dataset's own."""
+        if self.mean:
+            return self.mean, self.std
+        from dlab.data.sources import get_spec
+
+        spec = get_spec(self.dataset)
+        return spec.mean, spec.std
 
 
 @dataclass(frozen=True)
@@ -188,9 +199,68 @@ class RunConfig:
                     shorter.train, epochs=self.train.epochs)) == self)
 
     def hash(self) -> str:
-        """A 12-hex-digit digest of the resolved config: equal configs, equal hashes."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        """The run's key: a digest of the values that differ from the defaults (`config_key`),
+        so adding a config field with a default leaves every existing key unchanged."""
+        return config_key(self, "classification")
+
+    def legacy_hash(self) -> str:
+        """The key dlab 0.1 gave this config (a digest of the whole resolved config), to find
+        run directories written before `config_key` existed."""
+        data = self.to_dict()
+        for dotted in FIELDS_ADDED_SINCE_0_1:
+            parent, _, leaf = dotted.rpartition(".")
+            node = data
+            for part in parent.split(".") if parent else ():
+                node = node.get(part, {})
+            if leaf in node and node[leaf] == _default_at(dotted):
+                del node[leaf]
+        return digest(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run identity
+
+KEY_SCHEMA = 1  # bump only when the meaning of existing config values changes
+# dotted keys of RunConfig fields added after dlab 0.1, dropped (when at their default) from the
+# legacy digest so that 0.1's run directories are still found
+FIELDS_ADDED_SINCE_0_1: tuple[str, ...] = ()
+
+
+def digest(obj: Any) -> str:
+    """12 hex digits of the SHA-256 of `obj` as canonical JSON."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def non_default(cfg: Any) -> dict[str, Any]:
+    """The fields of the config dataclass `cfg` whose values differ from its class defaults,
+    nested; a sub-config of another type than the default's (another model) is compared with
+    its own class's defaults and keeps its `name`."""
+    out: dict[str, Any] = {}
+    default = type(cfg)()
+    for f in dataclasses.fields(cfg):
+        value, base = getattr(cfg, f.name), getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            sub = non_default(value)
+            if type(value) is not type(base) and hasattr(value, "name"):
+                sub["name"] = value.name
+            if sub:
+                out[f.name] = sub
+        elif value != base:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def config_key(cfg: Any, task: str) -> str:
+    """A run's key: the task, the key schema and the non-default config values, digested."""
+    return digest({"task": task, "key_schema": KEY_SCHEMA, "values": non_default(cfg)})
+
+
+def _default_at(dotted: str) -> Any:
+    node: Any = RunConfig()
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return list(node) if isinstance(node, tuple) else node
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,8 +466,9 @@ def validate(cfg: RunConfig) -> None:
            "'test' (test set as validation) or 'holdout'")
     _check(d.val_size >= 1, f"data.val_size = {d.val_size}; expected >= 1")
     _check(d.train_limit >= 0 and d.val_limit >= 0, "data.train_limit/val_limit must be >= 0")
-    _check(len(d.mean) >= 1 and len(d.mean) == len(d.std),
-           f"data.mean {d.mean} and data.std {d.std} must have the same length")
+    _check(len(d.mean) == len(d.std),
+           f"data.mean {list(d.mean)} and data.std {list(d.std)} must have the same length "
+           "(both empty: the dataset's own statistics)")
     _check(all(s > 0 for s in d.std), f"data.std = {d.std}; expected positive values")
     a = d.augment
     _check(a.crop_padding >= 0, f"data.augment.crop_padding = {a.crop_padding}; expected >= 0")

@@ -17,16 +17,17 @@ import platform
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from dlab.errors import DlabError
+from dlab.results import RESULT, read_result  # noqa: F401
 from dlab.io import (_fsync_dir, append_jsonl, atomic_write_bytes, atomic_write_json,  # noqa: F401
                      read_json, read_jsonl, truncate_jsonl, write_jsonl)
 
-RESULT = "result.json"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 MANIFEST = "manifest.json"
@@ -57,18 +58,29 @@ def timestamp() -> str:
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path, wait_s: float = 1.0) -> Iterator[None]:
     """Hold the run directory's exclusive lock; another holder makes this a one-line error.
 
     The lock is an flock, released by the kernel when the process dies, so a killed run can be
-    resumed at once.
+    resumed at once. A holder is waited for up to `wait_s` (a status probe holds a shared lock
+    for an instant; it must not make a starting run fail with "in use").
     """
-    fh = open(Path(run_dir) / LOCK, "a+")
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise DlabError(f"run directory {str(run_dir)!r} is in use by another dlab process") from None
+        fh = open(Path(run_dir) / LOCK, "a+")
+    except OSError as exc:
+        raise DlabError(f"run directory {str(run_dir)!r} cannot be locked: "
+                        f"{exc.strerror or exc}") from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                fh.close()
+                raise DlabError(f"run directory {str(run_dir)!r} is in use by another dlab "
+                                "process") from None
+            time.sleep(0.05)
     try:
         yield
     finally:
@@ -77,15 +89,23 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def is_locked(run_dir: Path) -> bool:
-    """Whether some process holds the run directory's lock right now."""
+    """Whether some process holds the run directory's lock right now.
+
+    Probes with a shared lock on a read-only descriptor: it never blocks a holder, works in
+    read-only runs directories, and a concurrent `run_lock` waits out the instant it is held.
+    """
     path = Path(run_dir) / LOCK
-    if not path.exists():
+    try:
+        fh = open(path, "rb")
+    except OSError:
         return False
-    with open(path, "a+") as fh:
+    with fh:
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
+        except OSError:
+            return False
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return False
 
@@ -99,8 +119,21 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def cpu_flags() -> list[str]:
+    """The SIMD flags of this CPU that decide kernel speed and, for some kernels, rounding."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+            if f in flags]
+
+
 def manifest(extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Versions and provenance written beside each run's config."""
+    """Versions and provenance written beside each run's config: dlab, python, numpy (and torch
+    with its thread count when imported), platform, git sha, command line, CPU flags."""
     import dlab
 
     info: dict[str, Any] = {
@@ -111,11 +144,22 @@ def manifest(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "git_sha": git_sha(),
         "argv": sys.argv,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "cpu_flags": cpu_flags(),
+        "cpu_count": os.cpu_count(),
     }
     if "torch" in sys.modules:
-        info["torch"] = sys.modules["torch"].__version__
+        torch = sys.modules["torch"]
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
     info.update(extra or {})
     return info
+
+
+def start_run(run_dir: Path, config: dict[str, Any], extra: dict[str, Any] | None = None
+              ) -> None:
+    """Write a new run's `config.json` and `manifest.json` (atomically, config first)."""
+    atomic_write_json(Path(run_dir) / CONFIG, config)
+    atomic_write_json(Path(run_dir) / MANIFEST, manifest(extra))
 
 
 def seed_everything(seed: int) -> None:
@@ -126,16 +170,12 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RESULT
-    return read_json(path) if path.exists() else None
-
-
 def run_status(run_dir: Path) -> str:
-    """'finished' / 'diverged' (from result.json), 'running' (locked), else 'interrupted'."""
+    """result.json's status ('finished', 'diverged', 'pruned', 'failed', 'damaged'), else
+    'running' (locked) or 'interrupted'."""
     result = read_result(run_dir)
     if result is not None:
-        return result.get("status", "finished")
+        return result["status"]
     return "running" if is_locked(run_dir) else "interrupted"
 
 

@@ -35,8 +35,9 @@ class DeviceData:
         self.images = torch.from_numpy(ds.images.copy()).to(device)
         self.labels = torch.from_numpy(ds.labels.copy()).to(device)
         channels = self.images.shape[1]
-        self.mean = _channel_stats(data_cfg.mean, channels, "mean").to(device)
-        self.std = _channel_stats(data_cfg.std, channels, "std").to(device)
+        mean, std = data_cfg.stats()
+        self.mean = _channel_stats(mean, channels, "mean").to(device)
+        self.std = _channel_stats(std, channels, "std").to(device)
         self.channels_last = channels_last
         self.augmenter = None
 

@@ -22,43 +22,73 @@ from dlab.errors import DlabError
 from dlab.runs import atomic_write_bytes, atomic_write_json
 
 
-def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+MAIN = "model"  # the main model's and optimizer's name: tensors "model.*" and "optim.*"
+
+
+def _prefix(kind: str, name: str) -> str:
+    """Tensor-name prefix of model/optimizer `name` ("model." for the main model, as dlab 0.1
+    wrote it; "model:<name>." for the others — ':' never occurs in a state-dict key)."""
+    return f"{kind}." if name == MAIN else f"{kind}:{name}."
+
+
+def _split_optimizer_state(state: dict[str, Any], prefix: str = "optim."
+                           ) -> tuple[dict[str, torch.Tensor], dict]:
     tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
     for pid, slots in state["state"].items():
         plain["state"][str(pid)] = {}
         for key, value in slots.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+                tensors[f"{prefix}{pid}.{key}"] = value.detach().cpu().contiguous()
             else:
                 plain["state"][str(pid)][key] = value
     return tensors, plain
 
 
-def _join_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> dict[str, Any]:
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict,
+                          prefix: str = "optim.") -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {int(pid): dict(slots) for pid, slots in plain["state"].items()}
     for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, slot = key.split(".", 2)
+        if key.startswith(prefix):
+            pid, slot = key[len(prefix):].split(".", 1)
             state.setdefault(int(pid), {})[slot] = value
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def save_checkpoint(folder: Path, name: str, *, model: torch.nn.Module, meta: dict[str, Any],
+def save_checkpoint(folder: Path, name: str, *, meta: dict[str, Any],
+                    model: torch.nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None,
+                    models: dict[str, torch.nn.Module] | None = None,
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None,
                     extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Write checkpoint `name` ("best", "last") into `folder`; returns the JSON path.
 
     Args:
         meta: JSON-serializable facts: config, epoch, step, in_shape, num_classes, classes …
+        model, optimizer: shorthand for `models={"model": model}` (and the same optimizers).
+        models, optimizers: any number of each, by name (a GAN's generator, critic, EMA …).
         extra_tensors: e.g. RNG states (uint8 tensors), stored beside the weights.
     """
+    models = dict(models or {})
+    optimizers = dict(optimizers or {})
+    if model is not None:
+        models[MAIN] = model
+    if optimizer is not None:
+        optimizers[MAIN] = optimizer
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {}
+    for key, module in models.items():
+        pre = _prefix("model", key)
+        tensors.update({f"{pre}{k}": v.detach().cpu().contiguous()
+                        for k, v in module.state_dict().items()})
     meta = dict(meta)
-    if optimizer is not None:
-        opt_tensors, meta["optimizer"] = _split_optimizer_state(optimizer.state_dict())
+    for key, opt in optimizers.items():
+        opt_tensors, plain = _split_optimizer_state(opt.state_dict(), _prefix("optim", key))
         tensors.update(opt_tensors)
+        if key == MAIN:
+            meta["optimizer"] = plain
+        else:
+            meta.setdefault("optimizers", {})[key] = plain
     for key, value in (extra_tensors or {}).items():
         tensors[f"extra.{key}"] = value.detach().cpu().contiguous()
     blob = st_save(tensors)
@@ -114,12 +144,17 @@ def _read_verified(json_path: Path) -> tuple[dict[str, Any], bytes]:
     return meta, blob
 
 
-def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+def model_state(tensors: dict[str, torch.Tensor], name: str = MAIN) -> dict[str, torch.Tensor]:
+    """The state dict of model `name` (the main model by default)."""
+    pre = _prefix("model", name)
+    return {k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)}
 
 
-def optimizer_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    return _join_optimizer_state(tensors, meta["optimizer"])
+def optimizer_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor], name: str = MAIN
+                    ) -> dict[str, Any]:
+    """The state dict of optimizer `name` (the main one by default)."""
+    plain = meta["optimizer"] if name == MAIN else meta["optimizers"][name]
+    return _join_optimizer_state(tensors, plain, _prefix("optim", name))
 
 
 def extra_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-SCALARS = ("loss", "acc", "val_loss", "val_acc", "lr")
+
 
 
 def format_row(row: dict[str, Any], epochs: int) -> str:
@@ -78,9 +78,11 @@ class TensorBoardSink:
         self.writer.add_images(tag, images_uint8[:64].astype(np.float32) / 255.0, 0)
 
     def epoch(self, row: dict[str, Any]) -> None:
-        for key in SCALARS:
-            if row.get(key) is not None:
-                self.writer.add_scalar(key, row[key], row["epoch"])
+        """Every number of a metrics row as a scalar (loss, acc, val_loss, val_acc, lr …)."""
+        for key, value in row.items():
+            if key not in ("epoch", "params") and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, row["epoch"])
         self.writer.flush()
 
     def figure_png(self, tag: str, png: Path, step: int) -> None:

@@ -1,0 +1,68 @@
+"""The task registry: every module or package under `dlab/tasks/` that defines `TASK`.
+
+A new kind of training is one new module here (see `dlab.tasks.base` for what it declares);
+nothing else lists tasks. Task modules must not import torch at module level, so the planner,
+reports and `dlab runs` can read task facts without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+from typing import Any
+
+from dlab.errors import DlabError
+from dlab.tasks.base import (Callback, Column, FitState, OpenContext, RunContext, Session, Task,
+                             epoch_hook)
+
+DEFAULT_TASK = "classification"
+
+
+@lru_cache(maxsize=None)
+def tasks() -> dict[str, Task]:
+    """Every task, by name, discovered from the modules of this package."""
+    found: dict[str, Task] = {}
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name == "base":
+            continue
+        task = getattr(importlib.import_module(f"{__name__}.{mod.name}"), "TASK", None)
+        if isinstance(task, Task):
+            found[task.name] = task
+    return found
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`; an unknown name is a one-line error listing the known ones."""
+    known = tasks()
+    if name not in known:
+        raise DlabError(f"unknown task {name!r}; expected one of: " + ", ".join(sorted(known)))
+    return known[name]
+
+
+def resolve_config(task: str, data: dict[str, Any] | None) -> Any:
+    """A validated config of `task` from plain data."""
+    return get_task(task).resolve(dict(data or {}))
+
+
+def task_of(cfg: Any) -> Task:
+    """The task whose config class `cfg` is an instance of."""
+    for task in tasks().values():
+        if isinstance(cfg, task.config_class):
+            return task
+    raise DlabError(f"no task has config type {type(cfg).__name__}")
+
+
+def run_task(task: Task, cfg: Any, ctx: RunContext, continue_from=None) -> dict[str, Any]:
+    """Bring one run of `task` to done in `ctx.run_dir` (or return its existing result): the
+    shared trainer for session tasks, the task's own `run` otherwise."""
+    if task.run is not None:
+        return task.run(cfg, ctx)
+    from dlab.torch_engine.trainer import fit
+
+    return fit(task, cfg, ctx.run_dir, data_dir=ctx.data_dir, device=ctx.device,
+               progress=ctx.progress, callbacks=ctx.callbacks, continue_from=continue_from)
+
+
+__all__ = ["Callback", "Column", "DEFAULT_TASK", "FitState", "OpenContext", "RunContext", "Session", "Task",
+           "epoch_hook", "get_task", "resolve_config", "run_task", "task_of", "tasks"]
