@@ -10,8 +10,11 @@
  * window wins and NaN wins, as in max_pool2d; ReLU's gradient is zero where its output is <= 0
  * (a NaN output passes it on, as PyTorch's does).
  * Shapes: x (N,C,H,W), w (O,C,K,K), b (O) → out, idx (N,O,Hp,Wp) with Hp = (H-K+1)/2 (floor).
- * Valid convolution, stride 1, K <= 8, Wp <= 16. Threads split the batch (OpenMP, static), so a
- * fixed thread count gives bit-identical results. Built and loaded by dlab.torch_engine.fused.
+ * Valid convolution, stride 1, K <= 8, Wp <= 16. Threads split the batch (OpenMP). The weight
+ * and bias gradients are summed over fixed chunks of CHUNK images, each from zero in image order,
+ * and the chunks' sums are added in chunk order, so every output and gradient is bit-identical at
+ * any thread count. Entry points return 0, or CPR_NOMEM when an allocation failed (nothing is
+ * written then). Built and loaded by dlab.torch_engine.fused.
  */
 #include <math.h>
 #include <stdint.h>
@@ -35,6 +38,24 @@ static inline v8 sel(v8i m, v8 a, v8 b) { return (v8)((m & (v8i)a) | (~m & (v8i)
 #endif
 
 enum { MAXNV = 4, MAXK = 8, MAXOB = 8 };  /* row vectors, kernel size, output channels per pass */
+enum { CHUNK = 8 };  /* images per partial sum of dw, db: fixed, whatever the thread count */
+enum { CPR_OK = 0, CPR_NOMEM = 1 };
+_Static_assert(sizeof(int) == sizeof(float), "window offsets share the float scratch");
+
+/* the instruction sets this build targets (-march=native): bit 0 AVX2, 1 AVX-512F, 2 FMA */
+int cpr_isa(void) {
+    int isa = 0;
+#ifdef __AVX2__
+    isa |= 1;
+#endif
+#ifdef __AVX512F__
+    isa |= 2;
+#endif
+#ifdef __FMA__
+    isa |= 4;
+#endif
+    return isa;
+}
 
 typedef struct { int N, C, H, W, O, K, Hp, Wp, NV, Wpad; } dims;
 
@@ -130,28 +151,33 @@ static void forward_image(const float *xp, const float *wt, int Opad, const floa
     }
 }
 
-void cpr_forward(const float *x, const float *w, const float *b, float *out, uint8_t *idx,
-                 int N, int C, int H, int W, int O, int K, int nthreads) {
+int cpr_forward(const float *x, const float *w, const float *b, float *out, uint8_t *idx,
+                int N, int C, int H, int W, int O, int K, int nthreads) {
     const dims d = mkdims(N, C, H, W, O, K);
-    const size_t plane = (size_t)d.Hp * d.Wp;
-    const int Opad = O + MAXOB, taps = C * K * K;
+    const size_t plane = (size_t)d.Hp * d.Wp, img = (size_t)C * H * d.Wpad;
+    const int Opad = O + MAXOB, taps = C * K * K, T = nthreads > 0 ? nthreads : 1;
     float *wt = calloc((size_t)taps * Opad, sizeof(float)), *bpad = calloc(Opad, sizeof(float));
+    float *scratch = malloc(sizeof(float) * img * T);  /* one padded image per thread */
+    if (!wt || !bpad || !scratch) {
+        free(wt); free(bpad); free(scratch);
+        return CPR_NOMEM;
+    }
     for (int o = 0; o < O; o++) {
         bpad[o] = b[o];
         for (int t = 0; t < taps; t++) wt[(size_t)t * Opad + o] = w[(size_t)o * taps + t];
     }
-    #pragma omp parallel num_threads(nthreads)
+    #pragma omp parallel num_threads(T)
     {
-        float *xp = malloc(sizeof(float) * (size_t)C * H * d.Wpad);
+        float *xp = scratch + img * omp_get_thread_num();
         #pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             pad_image(x + (size_t)n * C * H * W, xp, d);
             forward_image(xp, wt, Opad, bpad, d, out + (size_t)n * O * plane,
                           idx + (size_t)n * O * plane);
         }
-        free(xp);
     }
-    free(wt); free(bpad);
+    free(wt); free(bpad); free(scratch);
+    return CPR_OK;
 }
 
 /* weight-gradient rows of one (o, c) pair from the k active windows (input offsets off[],
@@ -192,80 +218,109 @@ static inline __attribute__((always_inline)) void grad_wx(
     }
 }
 
+/* the windows of image n, output channel o, that ReLU lets a gradient through: their input
+ * offsets off[] and gradients gl[]; returns their count and adds their gradients to *gb */
+static int active_windows(const float *g, const float *out, const uint8_t *idx, size_t at0,
+                          dims d, int *off, float *gl, float *gb) {
+    int k = 0;
+    float sum = 0.0f;
+    for (int i = 0; i < d.Hp; i++)
+        for (int j = 0; j < d.Wp; j++) {
+            const size_t at = at0 + (size_t)i * d.Wp + j;
+            /* ReLU's gradient passes unless out <= 0: NaN passes, as in PyTorch */
+            const int p = idx[at], active = !(out[at] <= 0.0f);
+            off[k] = (2 * i + (p >> 1)) * d.Wpad + 2 * j + (p & 1);
+            gl[k] = g[at];
+            sum += active ? g[at] : 0.0f;
+            k += active;
+        }
+    *gb += sum;
+    return k;
+}
+
+/* image n's gradients: added to dwc (O,C,K,8 padded rows) then dbc (O); dx's image written
+ * unless dxp is NULL */
+static void backward_image(const float *x, const float *wpad, const float *g, const float *out,
+                           const uint8_t *idx, float *dx, int n, dims d, float *xp, float *dxp,
+                           int *off, float *gl, float *dwc, float *dbc) {
+    const int C = d.C, H = d.H, W = d.W, O = d.O, K = d.K;
+    const size_t img = (size_t)C * H * d.Wpad, plane = (size_t)d.Hp * d.Wp;
+    pad_image(x + (size_t)n * C * H * W, xp, d);
+    if (dxp) memset(dxp, 0, sizeof(float) * img);
+    for (int o = 0; o < O; o++) {
+        const int k = active_windows(g, out, idx, ((size_t)n * O + o) * plane, d, off, gl,
+                                     dbc + o);
+        const size_t wo = (size_t)o * C * K * 8;  /* (o, c, u) rows of 8 */
+        if (dxp && K == 5)  /* the assignment's kernel size, unrolled */
+            grad_wx(xp, dxp, off, gl, k, d, wpad + wo, dwc + wo, 5);
+        else if (dxp)
+            grad_wx(xp, dxp, off, gl, k, d, wpad + wo, dwc + wo, K);
+        else
+            for (int c = 0; c < C; c++) {
+                const float *xc = xp + (size_t)c * H * d.Wpad;
+                float *dwr = dwc + wo + (size_t)c * K * 8;
+                if (K == 5)
+                    grad_w(xc, off, gl, k, d.Wpad, dwr, 5);
+                else
+                    grad_w(xc, off, gl, k, d.Wpad, dwr, K);
+            }
+    }
+    if (dxp)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                memcpy(dx + (((size_t)n * C + c) * H + h) * W,
+                       dxp + ((size_t)c * H + h) * d.Wpad, sizeof(float) * W);
+}
+
 /* dw (O,C,K,K) and db (O) summed over the batch, dx (N,C,H,W) unless NULL; g (N,O,Hp,Wp) is the
  * gradient of out */
-void cpr_backward(const float *x, const float *w, const float *g, const float *out,
-                  const uint8_t *idx, float *dw, float *db, float *dx,
-                  int N, int C, int H, int W, int O, int K, int nthreads) {
+int cpr_backward(const float *x, const float *w, const float *g, const float *out,
+                 const uint8_t *idx, float *dw, float *db, float *dx,
+                 int N, int C, int H, int W, int O, int K, int nthreads) {
     const dims d = mkdims(N, C, H, W, O, K);
-    const size_t img = (size_t)C * H * d.Wpad, wp = (size_t)O * C * K * 8;
-    const size_t plane = (size_t)d.Hp * d.Wp, stride = wp + O;
-    float *part = calloc((size_t)nthreads * stride, sizeof(float));  /* per-thread dw, db */
+    const size_t img = (size_t)C * H * d.Wpad, rows = (size_t)O * C * K, wp = rows * 8;
+    const size_t plane = (size_t)d.Hp * d.Wp, sums = rows * K + O;  /* dw then db */
+    const int T = nthreads > 0 ? nthreads : 1, chunks = N > 0 ? (N + CHUNK - 1) / CHUNK : 1;
+    float *part = malloc(sizeof(float) * chunks * sums);  /* each chunk's dw, db */
     float *wpad = calloc(wp, sizeof(float));  /* w, rows padded to 8 with zeros */
-    for (size_t row = 0; row < (size_t)O * C * K; row++)
+    /* per thread: the padded image and its gradient, the active windows' offsets and
+     * gradients, and the chunk's dw (rows padded to 8) and db as they are summed */
+    const size_t per_thread = 2 * img + 2 * plane + wp + O;
+    float *scratch = malloc(sizeof(float) * per_thread * T);
+    if (!part || !wpad || !scratch) {
+        free(part); free(wpad); free(scratch);
+        return CPR_NOMEM;
+    }
+    for (size_t row = 0; row < rows; row++)
         memcpy(wpad + row * 8, w + row * K, sizeof(float) * K);
-    int T = nthreads;
-    #pragma omp parallel num_threads(nthreads)
+    #pragma omp parallel num_threads(T)
     {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        #pragma omp single
-        T = nt;
-        float *dwt = part + (size_t)t * stride, *dbt = dwt + wp;
-        float *xp = malloc(sizeof(float) * img), *dxp = dx ? malloc(sizeof(float) * img) : NULL;
-        int *off = malloc(sizeof(int) * plane);
-        float *gl = malloc(sizeof(float) * plane);
-        const int lo = (int)((long)N * t / nt), hi = (int)((long)N * (t + 1) / nt);
-        for (int n = lo; n < hi; n++) {
-            pad_image(x + (size_t)n * C * H * W, xp, d);
-            if (dxp) memset(dxp, 0, sizeof(float) * img);
-            for (int o = 0; o < O; o++) {
-                const size_t at0 = ((size_t)n * O + o) * plane;
-                int k = 0;
-                float gb = 0.0f;
-                for (int i = 0; i < d.Hp; i++)  /* list the windows ReLU lets a gradient through */
-                    for (int j = 0; j < d.Wp; j++) {
-                        const size_t at = at0 + (size_t)i * d.Wp + j;
-                        /* ReLU's gradient passes unless out <= 0: NaN passes, as in PyTorch */
-                        const int p = idx[at], active = !(out[at] <= 0.0f);
-                        off[k] = (2 * i + (p >> 1)) * d.Wpad + 2 * j + (p & 1);
-                        gl[k] = g[at];
-                        gb += active ? g[at] : 0.0f;
-                        k += active;
-                    }
-                dbt[o] += gb;
-                const size_t wo = (size_t)o * C * K * 8;  /* (o, c, u) rows of 8 */
-                if (dxp && K == 5)  /* the assignment's kernel size, unrolled */
-                    grad_wx(xp, dxp, off, gl, k, d, wpad + wo, dwt + wo, 5);
-                else if (dxp)
-                    grad_wx(xp, dxp, off, gl, k, d, wpad + wo, dwt + wo, K);
-                else
-                    for (int c = 0; c < C; c++) {
-                        const float *xc = xp + (size_t)c * H * d.Wpad;
-                        float *dwr = dwt + wo + (size_t)c * K * 8;
-                        if (K == 5)
-                            grad_w(xc, off, gl, k, d.Wpad, dwr, 5);
-                        else
-                            grad_w(xc, off, gl, k, d.Wpad, dwr, K);
-                    }
-            }
-            if (dxp)
-                for (int c = 0; c < C; c++)
-                    for (int h = 0; h < H; h++)
-                        memcpy(dx + (((size_t)n * C + c) * H + h) * W,
-                               dxp + ((size_t)c * H + h) * d.Wpad, sizeof(float) * W);
+        float *xp = scratch + per_thread * omp_get_thread_num(), *dxp = dx ? xp + img : NULL;
+        int *off = (int *)(xp + 2 * img);
+        float *gl = xp + 2 * img + plane, *dwc = gl + plane, *dbc = dwc + wp;
+        #pragma omp for schedule(dynamic, 1)
+        for (int ch = 0; ch < chunks; ch++) {
+            memset(dwc, 0, sizeof(float) * (wp + O));
+            const int hi = (ch + 1) * CHUNK < N ? (ch + 1) * CHUNK : N;
+            for (int n = ch * CHUNK; n < hi; n++)
+                backward_image(x, wpad, g, out, idx, dx, n, d, xp, dxp, off, gl, dwc, dbc);
+            float *sum = part + (size_t)ch * sums;
+            for (size_t row = 0; row < rows; row++)
+                memcpy(sum + row * K, dwc + row * 8, sizeof(float) * K);
+            memcpy(sum + rows * K, dbc, sizeof(float) * O);
         }
-        free(xp); free(dxp); free(off); free(gl);
-    }
-    for (int o = 0; o < O; o++) {  /* threads' partial sums, in thread order */
-        float sb = 0.0f;
-        for (int t = 0; t < T; t++) sb += part[(size_t)t * stride + wp + o];
-        db[o] = sb;
-        for (size_t row = (size_t)o * C * K; row < (size_t)(o + 1) * C * K; row++)
-            for (int v = 0; v < K; v++) {
-                float s = 0.0f;
-                for (int t = 0; t < T; t++) s += part[(size_t)t * stride + row * 8 + v];
-                dw[row * K + v] = s;
+        /* the chunks' sums into chunk 0's, in chunk order for every element: a fixed order */
+        #pragma omp for schedule(static)
+        for (size_t e0 = 0; e0 < sums; e0 += 256) {
+            const size_t e1 = e0 + 256 < sums ? e0 + 256 : sums;
+            for (int ch = 1; ch < chunks; ch++) {
+                const float *src = part + (size_t)ch * sums;
+                for (size_t e = e0; e < e1; e++) part[e] += src[e];
             }
+        }
     }
-    free(part); free(wpad);
+    memcpy(dw, part, sizeof(float) * rows * K);
+    memcpy(db, part + rows * K, sizeof(float) * O);
+    free(part); free(wpad); free(scratch);
+    return CPR_OK;
 }
