@@ -3,6 +3,7 @@
 import json
 
 from dlab.cli import main
+from dlab.results import read_result
 
 
 def test_numpy_mlp_run_directory(tmp_path, data_dir, capsys):
@@ -11,9 +12,13 @@ def test_numpy_mlp_run_directory(tmp_path, data_dir, capsys):
                "--set", "test_limit=500", "--set", "solver.train_eval_size=500"])
     assert rc == 0
     run = next((tmp_path / "runs").iterdir())
-    result = json.loads((run / "result.json").read_text())
-    assert result["epochs"] == 2 and result["augmented"] is True
-    assert result["final_test_acc"] > 0.5  # chance is 0.1; 46 augmented steps
+    result = read_result(run)
+    assert result["schema"] == 2 and result["task"] == "numpy-mlp"
+    assert result["status"] == "finished" and result["epochs_completed"] == 2
+    assert result["info"]["augmented"] is True and result["info"]["validation"] == "test"
+    assert result["final"]["val_acc"] > 0.5  # chance is 0.1; 46 augmented steps
+    assert result["best"]["val_acc"] >= result["final"]["val_acc"]
+    assert result["params"] == 784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
     assert json.loads((run / "config.json").read_text())["model"]["hidden"] == [64, 32]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     for fig in ("curves", "confusion_matrix", "confident_errors", "common_errors"):

@@ -1,7 +1,5 @@
 """The numpy convnet: whole-model gradient check, learning on a tiny batch, CLI run directory."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -52,13 +50,16 @@ def test_convnet_bad_lr_decay_is_a_one_line_error(tmp_path):
 @pytest.mark.slow
 def test_convnet_cli_run_directory(tmp_path, data_dir):
     from dlab.cli import main
+    from dlab.results import read_result
 
     assert main(["numpy", "convnet", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path / "runs"),
                  "--train-size", "500", "--val-size", "100"]) == 0
     run = next((tmp_path / "runs").iterdir())
-    result = json.loads((run / "result.json").read_text())
-    assert result["iterations"] == 10 and result["val_size"] == 100
-    assert result["first_lr"] == 1e-4 and result["last_lr"] == pytest.approx(1e-4 * 0.997 ** 9)
-    assert result["final_train_acc_1000"] < 0.9  # a random subset, not one class
+    result = read_result(run)
+    info = result["info"]
+    assert result["task"] == "numpy-convnet" and result["status"] == "finished"
+    assert info["iterations"] == 10 and info["val_size"] == 100
+    assert info["first_lr"] == 1e-4 and info["last_lr"] == pytest.approx(1e-4 * 0.997 ** 9)
+    assert result["final"]["train_acc"] < 0.9  # a random subset, not one class
     for fig in ("loss_per_iteration", "accuracy", "filters"):
         assert (run / f"{fig}.png").stat().st_size > 1000

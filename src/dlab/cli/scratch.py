@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from dlab.cli.common import add_data_dir, add_runs_dir, runs_dir
-from dlab.config import from_dict, merge, parse_set_args
+from dlab.config import merge, parse_set_args
 
 
 def register(subparsers) -> None:
@@ -45,7 +44,8 @@ def register(subparsers) -> None:
 
 
 def _mlp(args: argparse.Namespace) -> int:
-    from dlab.numpy_engine.mnist_mlp import DEFAULT_AUGMENT, MnistMLPConfig, run_mnist_mlp
+    from dlab.numpy_engine.mnist_mlp import (DEFAULT_AUGMENT, MnistMLPConfig, resolve_mnist_mlp,
+                                             run_mnist_mlp)
 
     cfg = None
     if args.resume is None:
@@ -62,8 +62,7 @@ def _mlp(args: argparse.Namespace) -> int:
                 data["model"]["dropout"] = [MnistMLPConfig().model.dropout[0]] * len(args.hidden)
         if args.dropout is not None:
             data["model"]["dropout"] = args.dropout
-        data = merge(data, parse_set_args(args.set))
-        cfg = from_dict(MnistMLPConfig, merge(dataclasses.asdict(MnistMLPConfig()), data))
+        cfg = resolve_mnist_mlp(merge(data, parse_set_args(args.set)))
     run_dir = run_mnist_mlp(cfg, args.data_dir, runs_dir(args), resume=args.resume)
     print(run_dir)
     return 0

@@ -9,26 +9,31 @@ iteration, to 5% of 1e-4 by the end of the epoch. At a constant 1e-4 the validat
 swings 4-8 points between iterates and the epoch's last one decides the result (47.5% mean over
 seeds 0-6 on the JPEG copy, against 55.3% with the decay; BENCHMARKS.md); `lr_decay = 1` is the
 course's constant lr. Figures: loss per iteration, train/val accuracy during training,
-first-layer filters. Must not import torch.
+first-layer filters. Task "numpy-convnet": result.json through `dlab.results`, primary val_acc
+(the hold-out's), train_acc measured on 1,000 training images. Must not import torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dlab.data import holdout_split, load_dataset
+from dlab.config import config_key, from_dict, merge
 from dlab.errors import DlabError
-from dlab.numpy_engine import plots
+from dlab.io import atomic_write_json
 from dlab.numpy_engine.convnet import ConvNet, ConvNetConfig
+from dlab.numpy_engine.rundir import (resume_solver, start_or_check, train_or_diverge,
+                                      write_numpy_result)
 from dlab.numpy_engine.schedule import ScheduleConfig
 from dlab.numpy_engine.solver import Solver, SolverConfig
-from dlab.runs import (append_jsonl, atomic_write_json, create_run_dir, manifest, run_lock,
-                       seed_everything, timestamp)
+from dlab.results import is_done, read_result
+from dlab.runs import append_jsonl, create_run_dir, run_lock, seed_everything, timestamp
+
+TASK_NAME = "numpy-convnet"
+TRAIN_EVAL_SIZE = 1000  # training images the train accuracy is measured on
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,39 @@ class ConvNetRunConfig:
     momentum: float = 0.9
     batch_size: int = 50
     check_every: int = 100  # iterations between train/val accuracy checks
+
+    def solver_config(self) -> SolverConfig:
+        schedule = ScheduleConfig(kind="exponential", per="batch", gamma=self.lr_decay)
+        return SolverConfig(update_rule=self.update_rule, lr=self.lr, momentum=self.momentum,
+                            batch_size=self.batch_size, epochs=self.epochs, seed=self.seed,
+                            train_eval_size=TRAIN_EVAL_SIZE, check_every=self.check_every,
+                            schedule=schedule)
+
+    def validate(self) -> None:
+        if not 0 < self.lr_decay <= 1:
+            raise DlabError(f"lr_decay {self.lr_decay!r}; expected a factor per iteration in "
+                            "(0, 1]")
+        if self.train_size < 1 or self.val_size < 1:
+            raise DlabError(f"train_size {self.train_size}, val_size {self.val_size}; expected "
+                            ">= 1")
+        if self.check_every < 0:
+            raise DlabError(f"check_every {self.check_every}; expected >= 0 (0: off)")
+        self.solver_config().validate()
+        self.model.validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """The run's key: a digest of the values that differ from the defaults."""
+        return config_key(self, TASK_NAME)
+
+
+def resolve_convnet(data: dict) -> ConvNetRunConfig:
+    """The course recipe overridden by the (nested, partial) `data`, validated."""
+    cfg = from_dict(ConvNetRunConfig, merge(dataclasses.asdict(ConvNetRunConfig()), data))
+    cfg.validate()
+    return cfg
 
 
 def _save_accuracy(history, path: Path):
@@ -64,20 +102,24 @@ def _save_accuracy(history, path: Path):
 
 def run_cifar_convnet(cfg: ConvNetRunConfig, data_dir=None, root: Path = Path("runs"),
                       log=print) -> Path:
-    """Train the convnet once; returns the run directory (result.json written last)."""
-    if not 0 < cfg.lr_decay <= 1:
-        raise DlabError(f"lr_decay {cfg.lr_decay!r}; expected a factor per iteration in (0, 1]")
-    schedule = ScheduleConfig(kind="exponential", per="batch", gamma=cfg.lr_decay)
-    solver_cfg = SolverConfig(update_rule=cfg.update_rule, lr=cfg.lr, momentum=cfg.momentum,
-                              batch_size=cfg.batch_size, epochs=cfg.epochs, seed=cfg.seed,
-                              train_eval_size=1000, check_every=cfg.check_every,
-                              schedule=schedule)
-    solver_cfg.validate()
-    cfg.model.validate()
+    """Train the convnet once in a fresh directory under `root`; returns the run directory."""
+    cfg.validate()
     run_dir = create_run_dir(root, f"numpy-convnet-cifar10-{timestamp()}")
+    train_cifar_convnet(cfg, run_dir, data_dir, log)
+    return run_dir
+
+
+def train_cifar_convnet(cfg: ConvNetRunConfig, run_dir: Path, data_dir=None, log=print) -> dict:
+    """Bring the run in `run_dir` to done (fresh, resumed, or already finished); its result."""
+    from dlab.data import holdout_split, load_dataset
+    from dlab.numpy_engine import plots  # matplotlib: only when drawing
+
+    run_dir = Path(run_dir)
     with run_lock(run_dir):
-        atomic_write_json(run_dir / "config.json", dataclasses.asdict(cfg))
-        atomic_write_json(run_dir / "manifest.json", manifest({"engine": "numpy"}))
+        result = read_result(run_dir)
+        if is_done(result):
+            return result
+        start_or_check(run_dir, cfg, TASK_NAME)
         seed_everything(cfg.seed)
         full = load_dataset("cifar10", "train", data_dir)
         train_idx, val_idx = holdout_split(len(full), cfg.val_size, cfg.seed)
@@ -92,25 +134,27 @@ def run_cifar_convnet(cfg: ConvNetRunConfig, data_dir=None, root: Path = Path("r
         model = ConvNet(cfg.model, np.random.default_rng(cfg.seed))
 
         def on_epoch(s):
-            row = {k: s.history[k][-1] for k in ("train_acc", "val_acc", "val_loss",
-                                                 "epoch_time_s")}
+            row = {k: s.history[k][-1] for k in ("train_loss", "train_acc", "val_acc",
+                                                 "val_loss", "epoch_time_s")}
             append_jsonl(run_dir / "metrics.jsonl", {"epoch": s.epoch, **row})
             log(f"epoch {s.epoch}: train {row['train_acc']:.3f} val {row['val_acc']:.3f} "
                 f"({row['epoch_time_s']:.0f}s)")
 
         solver = Solver(model, (full.images[train_idx], full.labels[train_idx]),
-                        (full.images[val_idx], full.labels[val_idx]), solver_cfg, transform,
-                        on_epoch)
-        start = time.perf_counter()
-        solver.train(checkpoint=run_dir / "checkpoints" / "last.npz")
+                        (full.images[val_idx], full.labels[val_idx]), cfg.solver_config(),
+                        transform, on_epoch)
+        resume_solver(run_dir, solver, log)
+        diverged = train_or_diverge(solver, run_dir)
         h = solver.history
-        plots.save_loss_per_iteration(h, run_dir / "loss_per_iteration.png")
-        _save_accuracy(h, run_dir / "accuracy.png")
-        plots.save_filters(model.params["W1"], run_dir / "filters.png")
-        atomic_write_json(run_dir / "result.json", {
-            "status": "finished", "engine": "numpy", "epochs": solver.epoch,
-            "iterations": solver.iteration, "final_val_acc": h["val_acc"][-1],
-            "first_lr": h["lr"][0], "last_lr": h["lr"][-1],
-            "final_train_acc_1000": h["train_acc"][-1], "train_size": len(train_idx),
-            "val_size": len(val_idx), "train_time_s": time.perf_counter() - start})
-    return run_dir
+        if not diverged:
+            plots.save_loss_per_iteration(h, run_dir / "loss_per_iteration.png")
+            _save_accuracy(h, run_dir / "accuracy.png")
+            plots.save_filters(model.params["W1"], run_dir / "filters.png")
+        info = {"dataset": "cifar10", "validation": "holdout", "iterations": solver.iteration,
+                "first_lr": h["lr"][0] if h["lr"] else None,
+                "last_lr": h["lr"][-1] if h["lr"] else None, "train_size": len(train_idx),
+                "val_size": len(val_idx), "train_acc_images": min(TRAIN_EVAL_SIZE,
+                                                                  len(train_idx))}
+        return write_numpy_result(run_dir, cfg, TASK_NAME, solver, diverged=diverged,
+                                  params=int(sum(p.size for p in model.params.values())),
+                                  info=info)

@@ -1,9 +1,10 @@
-"""The numpy MNIST MLP experiment: config, training with augmentation, run directory, figures.
+"""The numpy MNIST MLP experiment (task "numpy-mlp"): config, training with augmentation, run.
 
 Images (N, 1, 28, 28) uint8 are scaled to [0, 1], augmented (training batches only), normalized
 with (mean, std) and flattened to (N, 784). A run directory gets config.json, manifest.json,
 metrics.jsonl (one row per epoch), checkpoints/last.npz (resumable), curves, confusion matrix,
-the most common / most confident errors, and result.json last. Must not import torch.
+the most common / most confident errors, and result.json last (`dlab.results`, primary val_acc;
+as in the assignment, the validation set is the test set). Must not import torch.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from dlab.config import from_dict
-from dlab.data import load_dataset
+from dlab.config import config_key, from_dict, merge
 from dlab.errors import DlabError
-from dlab.numpy_engine import plots
+from dlab.io import atomic_write_json
 from dlab.numpy_engine.augment import AugmentConfig, augment_batch
 from dlab.numpy_engine.mlp import MLP, MLPConfig
+from dlab.numpy_engine.rundir import (resume_solver, start_or_check, train_or_diverge,
+                                      write_numpy_result)
 from dlab.numpy_engine.schedule import ScheduleConfig
 from dlab.numpy_engine.solver import Solver, SolverConfig
-from dlab.runs import (append_jsonl, atomic_write_json, create_run_dir, manifest, read_json,
-                       run_lock, seed_everything, timestamp, truncate_jsonl)
+from dlab.results import is_done, read_result
+from dlab.runs import CONFIG, append_jsonl, create_run_dir, read_json, run_lock, seed_everything
+from dlab.runs import timestamp
 
+TASK_NAME = "numpy-mlp"
 DEFAULT_AUGMENT = AugmentConfig(shift_px=2.0, rotate_deg=10.0, zoom=0.1, elastic_alpha=30.0,
                                 elastic_sigma=5.0)
 
@@ -52,6 +56,21 @@ class MnistMLPConfig:
         self.solver.validate()
         self.augment.validate()
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """The run's key: a digest of the values that differ from the defaults."""
+        return config_key(self, TASK_NAME)
+
+
+def resolve_mnist_mlp(data: dict) -> MnistMLPConfig:
+    """The defaults overridden by the (nested, partial) `data`, validated; unknown keys, wrong
+    types and bad values are one-line errors naming the key."""
+    cfg = from_dict(MnistMLPConfig, merge(dataclasses.asdict(MnistMLPConfig()), data))
+    cfg.validate()
+    return cfg
+
 
 def make_transform(cfg: MnistMLPConfig):
     """(batch uint8 (N,1,28,28), train, rng) -> float (N, 784) for the MLP."""
@@ -67,6 +86,8 @@ def make_transform(cfg: MnistMLPConfig):
 
 
 def _write_figures(run_dir: Path, solver: Solver, test, classes) -> dict:
+    from dlab.numpy_engine import plots  # matplotlib: only when drawing
+
     transform = solver.transform
     model = solver.model
     scores = np.concatenate([model.scores(transform(test.images[i:i + 2000], False, None))
@@ -94,19 +115,30 @@ def _write_figures(run_dir: Path, solver: Solver, test, classes) -> dict:
 
 def run_mnist_mlp(cfg: MnistMLPConfig | None, data_dir=None, root: Path = Path("runs"),
                   resume: Path | None = None, log=print) -> Path:
-    """Train (or resume) one numpy MLP run; returns its run directory."""
+    """Train one numpy MLP run in a fresh directory under `root` (or continue the run directory
+    `resume`, whose config.json gives the config); returns the run directory."""
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / "config.json").exists():
+        if not (run_dir / CONFIG).exists():
             raise DlabError(f"--resume {str(run_dir)!r}: no config.json there")
-        cfg = from_dict(MnistMLPConfig, read_json(run_dir / "config.json"))
+        cfg = from_dict(MnistMLPConfig, read_json(run_dir / CONFIG))
     cfg.validate()
     if resume is None:
         run_dir = create_run_dir(root, f"numpy-mlp-{cfg.dataset}-{timestamp()}")
+    train_mnist_mlp(cfg, run_dir, data_dir, log)
+    return run_dir
+
+
+def train_mnist_mlp(cfg: MnistMLPConfig, run_dir: Path, data_dir=None, log=print) -> dict:
+    """Bring the run in `run_dir` to done (fresh, resumed, or already finished); its result."""
+    from dlab.data import load_dataset
+
+    run_dir = Path(run_dir)
     with run_lock(run_dir):
-        if resume is None:
-            atomic_write_json(run_dir / "config.json", dataclasses.asdict(cfg))
-            atomic_write_json(run_dir / "manifest.json", manifest({"engine": "numpy"}))
+        result = read_result(run_dir)
+        if is_done(result):
+            return result
+        start_or_check(run_dir, cfg, TASK_NAME)
         seed_everything(cfg.solver.seed)
         train = load_dataset(cfg.dataset, "train", data_dir)
         test = load_dataset(cfg.dataset, "test", data_dir)
@@ -128,19 +160,14 @@ def run_mnist_mlp(cfg: MnistMLPConfig | None, data_dir=None, root: Path = Path("
 
         solver = Solver(model, (train.images, train.labels), (test.images, test.labels),
                         cfg.solver, make_transform(cfg), on_epoch)
-        ckpt = run_dir / "checkpoints" / "last.npz"
-        if resume is not None and ckpt.exists():
-            solver.load(ckpt)
-            truncate_jsonl(run_dir / "metrics.jsonl", solver.epoch)
-            log(f"resumed {run_dir} at epoch {solver.epoch}")
+        resume_solver(run_dir, solver, log)
         start = time.perf_counter()
-        solver.train(checkpoint=ckpt)
-        extra = _write_figures(run_dir, solver, test, train.classes)
-        h = solver.history
-        atomic_write_json(run_dir / "result.json", {
-            "status": "finished", "engine": "numpy", "epochs": solver.epoch,
-            "final_test_acc": h["val_acc"][-1], "best_test_acc": max(h["val_acc"]),
-            "final_train_acc": h["train_acc"][-1], "train_time_s": float(sum(h["epoch_time_s"])),
-            "session_time_s": time.perf_counter() - start, "augmented": cfg.augment.enabled(),
-            "parameters": int(sum(p.size for p in model.params.values())), **extra})
-    return run_dir
+        diverged = train_or_diverge(solver, run_dir)
+        extra = {} if diverged else _write_figures(run_dir, solver, test, train.classes)
+        info = {"dataset": cfg.dataset, "validation": "test",
+                "validation_note": "the validation set is the test set (as in the assignment)",
+                "augmented": cfg.augment.enabled(), "train_size": len(train),
+                "test_size": len(test), "session_time_s": time.perf_counter() - start, **extra}
+        return write_numpy_result(run_dir, cfg, TASK_NAME, solver, diverged=diverged,
+                                  params=int(sum(p.size for p in model.params.values())),
+                                  info=info)

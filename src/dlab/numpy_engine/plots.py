@@ -7,13 +7,21 @@ arrays to `dlab.figures`. Images are (N, C, H, W) uint8. Must not import torch.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from dlab import figures
 from dlab.figures import confusion_matrix  # noqa: F401  (re-exported for the numpy runs)
-from dlab.runs import atomic_write_json
+from dlab.io import atomic_write_bytes, atomic_write_json
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    """Write an .npz atomically (a reader never sees half a file)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def most_common_errors(cm, top=10):
@@ -55,12 +63,12 @@ def save_confusion(cm, classes, path: Path):
 def save_image_grid(images, titles, path: Path, title="", cols=6):
     """A grid of uint8 images (N, C, H, W) with one caption each; data saved as .npz."""
     path = Path(path)
-    np.savez(path.with_suffix(".npz"), images=images, titles=np.array(titles, dtype=str))
+    _save_npz(path.with_suffix(".npz"), images=images, titles=np.array(titles, dtype=str))
     figures.plot_image_grid(images, titles, path, title, ncols=cols)
 
 
 def save_filters(w, path: Path, title="first-layer filters"):
     """Conv filters (F, C, HH, WW) as an image grid, each scaled to its own range."""
     w = np.asarray(w, dtype=np.float64)
-    np.savez(Path(path).with_suffix(".npz"), weights=w)
+    _save_npz(Path(path).with_suffix(".npz"), weights=w)
     figures.plot_filters(w, Path(path), title=title)
