@@ -134,11 +134,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from dlab.studies import builtin_studies, load_study
 
+    from dlab.tasks import DEFAULT_TASK
+
     for name, path in builtin_studies().items():
-        study = load_study(path)
+        try:
+            study = load_study(path)
+        except DlabError as exc:  # one broken file must not hide the others
+            print(f"{name:16s} cannot be loaded: {exc}")
+            continue
         n = sum(len(q.variants) for q in study.questions)
-        print(f"{name:16s} {len(study.questions)} questions, {n} variants  "
-              f"{study.description.splitlines()[0][:70] if study.description else ''}")
+        tasks = sorted({str(study.base.get("task", DEFAULT_TASK))}
+                       | {str(v.overrides["task"]) for q in study.questions for v in q.variants
+                          if "task" in v.overrides})
+        print(f"{name:16s} {study.course or '(no course named)'}")
+        print(f"{'':16s} {len(study.questions)} questions, {n} variants; task: "
+              f"{', '.join(tasks)}")
+        if study.description:
+            print(f"{'':16s} {' '.join(study.description.split())[:150]}")
     return 0
 
 
@@ -152,12 +164,28 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def cmd_work(args: argparse.Namespace) -> int:
+    """Exit 0 when every item of the queue is done, 1 when some failed for good, 128 + the
+    signal's number (130 Ctrl-C, 143 SIGTERM) when interrupted; the held item is handed back."""
     from dlab.studies.distributed import WorkerConfig, work
 
     plan = _plan(args)
     cfg = WorkerConfig(args.storage, args.data_dir, args.device, args.heartbeat, args.grace,
                        poll_s=args.poll, threads=args.threads)
-    _interrupt_on_sigterm()
-    ran = work(plan, cfg, echo=lambda line: print(line, flush=True))
-    print(f"worker done: ran {ran} items; no work left")
-    return 0
+    got: list[int] = []
+
+    def handler(signum, frame):
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    try:
+        out = work(plan, cfg, echo=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("dlab: interrupted", flush=True)
+        return 128 + (got[0] if got else signal.SIGINT)
+    print(f"worker done: ran {len(out.ran)} items; queue: "
+          + ", ".join(f"{n} {s}" for s, n in sorted(out.states.items())), flush=True)
+    for key, why in out.failed.items():
+        print(f"failed {key}: {why}")
+    return 1 if out.failed else 0

@@ -1,30 +1,36 @@
-"""Workers on many machines sharing one Optuna RDB storage (PostgreSQL) as the work queue.
+"""Workers on many machines sharing one database (PostgreSQL; SQLite on one machine) as the
+work queue of a study (`dlab.studies.queue`, scope `dlab-study:<name>`).
 
-`enqueue_plan` creates the Optuna study `dlab-study:<name>` once and enqueues one trial per
-work item (user attribute "key" = the item's key; items already enqueued are skipped), in the
-plan's dependency order. Each `work` process re-plans the study locally (keys do not depend on
-the machine) and repeatedly runs `study.optimize(n_trials=1)`, which pops the oldest waiting
-trial atomically, keeps its heartbeat while the item trains, and fails stale trials of killed
-workers; `RetryHeartbeatStaleTrialCallback` re-enqueues them, and the retry resumes from the
-run's checkpoint. The run directories must be on storage every worker sees (or each machine
-keeps its own, and eval/finetune steps need their source's checkpoint there).
-Coordination is Optuna's alone: nothing home-made. Imports optuna and torch only when called.
+`enqueue_plan` adds one queue row per work item, in the plan's dependency order; the row's
+primary key makes a repeated or concurrent enqueue add nothing. Each `work` process re-plans
+the study locally (keys do not depend on the machine) and loops: take back items of workers
+whose heartbeat is older than the grace period, then claim the first waiting item whose
+source (eval/finetune/continued twin) is done — never one whose source is not, so no worker
+ever holds an item while it waits, and a lone worker finishes a study its peers died in. An
+item whose source failed for good fails too. Ctrl-C or SIGTERM hands the held item back
+(waiting again; the next worker resumes it from its checkpoint) and re-raises. The run
+directories must be on storage every worker sees (or each machine keeps its own, and
+eval/finetune steps need their source's checkpoint there). Imports torch only when called.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dlab.errors import DlabError
-from dlab.runs import read_result
+from dlab.results import is_done, primary_value, read_result
+from dlab.runs import is_locked
 from dlab.studies.execute import execute_item, summary_line
 from dlab.studies.plan import StudyPlan
+from dlab.studies.queue import DONE, FAILED, RUNNING, WAITING, Queue, safe_url, with_driver
+
+__all__ = ["WorkerConfig", "WorkOutcome", "enqueue_plan", "trial_counts", "work", "with_driver"]
 
 
 @dataclass(frozen=True)
@@ -35,158 +41,161 @@ class WorkerConfig:
     data_dir: str | None = None
     device: str = "auto"
     heartbeat_s: int = 10
-    grace_s: int = 30  # a trial whose heartbeat is older than this is failed and retried
-    max_retry: int = 3
+    grace_s: int = 30  # an item whose heartbeat is older than this is taken back and retried
+    max_retry: int = 3  # how often an item may lose its worker before it fails for good
     poll_s: float = 1.0
     threads: int = 0  # torch threads in this worker; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        for name, value, low in (("--heartbeat", self.heartbeat_s, 1), ("--grace", self.grace_s, 1),
+                                 ("--threads", self.threads, 0), ("max_retry", self.max_retry, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise DlabError(f"{name} {value!r}: expected an integer >= {low}")
+        if self.grace_s <= self.heartbeat_s:
+            raise DlabError(f"--grace {self.grace_s}: expected more than --heartbeat "
+                            f"{self.heartbeat_s} (else a live worker looks dead)")
+        if not self.poll_s > 0:
+            raise DlabError(f"--poll {self.poll_s!r}: expected seconds > 0")
+
+
+@dataclass
+class WorkOutcome:
+    """What one worker did, and the queue's state when it stopped."""
+
+    ran: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # every failed item of the queue: why
+    states: dict[str, int] = field(default_factory=dict)  # queue state -> items
 
 
 def study_name(plan: StudyPlan) -> str:
     return f"dlab-study:{plan.study.name}"
 
 
-def open_storage(url: str, heartbeat_s: int = 10, grace_s: int = 30, max_retry: int = 3):
-    """An RDBStorage with heartbeats and automatic retry of trials whose worker died."""
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        return optuna.storages.RDBStorage(
-            with_driver(url), heartbeat_interval=heartbeat_s, grace_period=grace_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=max_retry))
-    except Exception as exc:  # sqlalchemy/driver errors: make them one line naming the URL
-        raise DlabError(f"cannot open storage {_safe(url)}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-
-
-def with_driver(url: str) -> str:
-    """A PostgreSQL URL without a driver gets psycopg2 (psycopg2-binary, dlab's [postgres] extra):
-    SQLAlchemy 2.1 would otherwise pick psycopg 3."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg2://" + url[len(scheme):]
-    return url
-
-
-def _safe(url: str) -> str:
-    """The URL without a password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        return f"{scheme}://{cred.split(':')[0]}:***@{host}" if ":" in cred else url
-    return url
-
-
 def enqueue_plan(plan: StudyPlan, url: str) -> tuple[int, int]:
-    """Create the queue study (if missing) and enqueue items not yet in it: (added, present)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
-    study = optuna.create_study(study_name=study_name(plan), storage=storage,
-                                direction="maximize", load_if_exists=True)
-    present = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
-    added = 0
-    for item in plan.runs:
-        if item.key not in present:
-            study.enqueue_trial({}, user_attrs={"key": item.key, "kind": item.kind},
-                                skip_if_exists=False)
-            added += 1
-    study.set_user_attr("items", len(plan.runs))
-    return added, len(present - {None})
+    """Queue the plan's items not yet queued (by anyone): (added, already present)."""
+    queue = Queue(url, study_name(plan))
+    added = sum(queue.add(item.key, item.kind, item.depends_on) for item in plan.runs)
+    return added, len(queue.rows()) - added
 
 
 def trial_counts(plan: StudyPlan, url: str) -> dict[str, dict[str, int]]:
-    """Per item key: how many of its trials are in each state (WAITING, RUNNING, COMPLETE …)."""
-    import optuna
-
-    study = optuna.load_study(study_name=study_name(plan), storage=open_storage(url))
-    counts: dict[str, dict[str, int]] = {}
-    for t in study.get_trials(deepcopy=False):
-        key = t.user_attrs.get("key")
-        if key is not None:
-            per = counts.setdefault(key, {})
-            per[t.state.name] = per.get(t.state.name, 0) + 1
-    return counts
+    """Per item key: its queue state, as {STATE: 1} (WAITING, RUNNING, DONE, FAILED)."""
+    rows = _load(plan, url).rows()
+    return {r["key"]: {r["state"].upper(): 1} for r in rows}
 
 
-def work(plan: StudyPlan, cfg: WorkerConfig, echo: Callable[[str], None] = print) -> int:
-    """Take and run waiting items until none is waiting or running; how many this worker ran."""
-    import optuna
-    from optuna.trial import TrialState
+def _load(plan: StudyPlan, url: str) -> Queue:
+    queue = Queue(url, study_name(plan))
+    if not queue.rows():
+        raise DlabError(f"no study {study_name(plan)!r} in {safe_url(url)}: run "
+                        f"`dlab study enqueue {plan.study.name} --storage URL` once first")
+    return queue
 
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def work(plan: StudyPlan, cfg: WorkerConfig, echo: Callable[[str], None] = print) -> WorkOutcome:
+    """Claim and run items until none is waiting or running. On KeyboardInterrupt the held item
+    is handed back to the queue before the interrupt propagates."""
     if cfg.threads:
         import torch
 
         torch.set_num_threads(cfg.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(cfg.storage, cfg.heartbeat_s, cfg.grace_s, cfg.max_retry)
+    queue, by_key, me = _load(plan, cfg.storage), plan.by_key(), worker_id()
+    unknown = [r["key"] for r in queue.rows() if r["key"] not in by_key]
+    if unknown:
+        raise DlabError(f"work items {', '.join(unknown[:3])} are not in this study's plan "
+                        "(the study file changed after enqueueing?)")
+    out, held = WorkOutcome(), [None]
     try:
-        study = optuna.load_study(study_name=study_name(plan), storage=storage)
-    except KeyError:
-        raise DlabError(f"no study {study_name(plan)!r} in {_safe(cfg.storage)}: run "
-                        f"`dlab study enqueue {plan.study.name} --storage URL` once first") from None
-    by_key, ran = plan.by_key(), [0]
-    me = f"{socket.gethostname()}:{os.getpid()}"
-
-    def objective(trial: optuna.Trial) -> float:
-        key = trial.user_attrs.get("key")
-        if key is None:  # the queue emptied between our look and optuna's ask
-            raise optuna.TrialPruned("no waiting work item")
-        if key not in by_key:
-            raise DlabError(f"work item {key} is not in this study's plan (the study file "
-                            "changed after enqueueing?)")
-        trial.set_user_attr("worker", me)
-        item = by_key[key]
-        if item.depends_on:
-            _wait_for(by_key[item.depends_on].run_dir, item.depends_on, study, cfg.poll_s)
-        echo(f"[{me}] start {summary_line(item, None)}")
-        result = execute_item(item, data_dir=cfg.data_dir, device=cfg.device)
-        ran[0] += 1
-        echo(f"[{me}] done  {summary_line(item, result)}")
-        value = result.get("best_val_acc", result.get("val_acc"))
-        return float(value) if isinstance(value, (int, float)) else float("nan")
-
-    while True:
-        optuna.storages.fail_stale_trials(study)
-        states = [t.state for t in study.get_trials(deepcopy=False)
-                  if t.user_attrs.get("key") is not None]
-        if TrialState.WAITING in states:
-            try:
-                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-            except KeyboardInterrupt:
-                _requeue_mine(study, storage, me)
-                raise
-        elif TrialState.RUNNING in states:
-            time.sleep(cfg.poll_s)  # others may still die and leave a retry behind
-        else:
-            return ran[0]
+        while True:
+            queue.reclaim(cfg.grace_s, cfg.max_retry)
+            rows = queue.rows()
+            key = _claim_next(queue, rows, by_key, me, held)
+            if key is not None:
+                busy = not _run_one(queue, by_key[key], cfg, me, out, echo)
+                held[0] = None
+                if busy:
+                    time.sleep(cfg.poll_s)
+            elif any(r["state"] in (WAITING, RUNNING) for r in rows):
+                time.sleep(cfg.poll_s)  # sources still training elsewhere, or a worker may die
+            else:
+                break
+    except KeyboardInterrupt:
+        if held[0] is not None:
+            _ignore_signals()  # a second Ctrl-C must not stop the hand-back
+            queue.release(held[0], me)
+            echo(f"[{me}] interrupted: handed {held[0]} back to the queue")
+        raise
+    rows = queue.rows()
+    for r in rows:
+        out.states[r["state"]] = out.states.get(r["state"], 0) + 1
+    out.failed = {r["key"]: r["error"] or "failed" for r in rows if r["state"] == FAILED}
+    return out
 
 
-def _requeue_mine(study: Any, storage: Any, me: str) -> None:
-    """Ctrl-C made optuna fail this worker's trial; queue it again (optuna's retry callback)."""
-    from optuna.trial import TrialState
+def _claim_next(queue: Queue, rows: list[dict[str, Any]], by_key: dict, me: str,
+                held: list) -> str | None:
+    """The first waiting item whose source is done, now claimed by this worker; items whose
+    source failed for good are failed on the way."""
+    state = {r["key"]: r for r in rows}
+    for r in rows:
+        if r["state"] != WAITING:
+            continue
+        source = r["source"]
+        if source is not None:
+            src = state.get(source)
+            if src is None:  # not queued (an older enqueue): only a local result tells
+                src = {"state": DONE if is_done(read_result(by_key[r["key"]].source_dir))
+                       else FAILED, "key": source}
+            if src["state"] == FAILED:
+                queue.finish(r["key"], FAILED, error=f"its source {source} failed",
+                             expect=(WAITING,))
+                continue
+            if src["state"] != DONE:
+                continue
+        held[0] = r["key"]  # before the claim: an interrupt right after it still hands back
+        if queue.claim(r["key"], me):
+            return r["key"]
+        held[0] = None
+    return None
 
-    retry = storage.get_heartbeat_stale_trial_callback()
-    for trial in study.get_trials(deepcopy=True, states=(TrialState.FAIL, TrialState.RUNNING)):
-        if trial.user_attrs.get("worker") == me and trial.user_attrs.get("requeued") is None:
-            if trial.state == TrialState.RUNNING:
-                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            storage.set_trial_user_attr(trial._trial_id, "requeued", True)
-            retry(study, trial)
+
+def _run_one(queue: Queue, item: Any, cfg: WorkerConfig, me: str, out: WorkOutcome,
+             echo: Callable[[str], None]) -> bool:
+    """Run the claimed `item` and record how it ended; False when its run directory is still
+    locked by a worker that was taken for dead (the item is handed back to wait for it)."""
+    if is_locked(item.run_dir):
+        queue.release(item.key, me)
+        return False
+
+    def log_epoch(row: dict[str, Any]) -> None:
+        echo(f"[{me}] epoch {row.get('epoch')} of {item.key}")
+
+    echo(f"[{me}] start {summary_line(item, None)}")
+    with queue.holding(item.key, me, cfg.heartbeat_s):
+        try:
+            result = execute_item(item, data_dir=cfg.data_dir, device=cfg.device,
+                                  on_epoch=log_epoch)
+        except Exception as exc:  # recorded; the worker goes on with other items
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            queue.finish(item.key, FAILED, error=why, expect=(RUNNING, WAITING))
+            echo(f"[{me}] failed {item.key}: {why}")
+            return True
+    if is_done(result):
+        queue.finish(item.key, DONE, status=result["status"], value=primary_value(result),
+                     expect=(RUNNING, WAITING))
+    else:
+        why = result.get("damaged") or f"status {result.get('status')}"
+        queue.finish(item.key, FAILED, error=why, expect=(RUNNING, WAITING))
+    out.ran.append(item.key)
+    echo(f"[{me}] done  {summary_line(item, result)}")
+    return True
 
 
-def _wait_for(run_dir: Path, key: str, study: Any, poll_s: float) -> None:
-    """Block until the item `key` is done; fail if nothing will ever finish it."""
-    from optuna.storages import fail_stale_trials
-    from optuna.trial import TrialState
-
-    while read_result(run_dir) is None:
-        fail_stale_trials(study)
-        live = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,
-                                                                     TrialState.RUNNING))
-                if t.user_attrs.get("key") == key]
-        if not live:
-            raise DlabError(f"work item {key} failed for good; its dependents cannot run")
-        time.sleep(poll_s)
+def _ignore_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
