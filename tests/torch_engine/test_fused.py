@@ -26,9 +26,10 @@ def _grads(fn, x, w, b, g):
     return out.detach(), x.grad, w.grad.clone(), b.grad.clone()
 
 
-def _close(a, ref, rel=1e-5):
-    assert a.shape == ref.shape
-    assert (a - ref).abs().max() <= rel * ref.abs().max() + 1e-7
+def _close(a, ref, rel=1e-5, what=""):
+    assert a.shape == ref.shape, what
+    err, bound = (a - ref).abs().max(), rel * ref.abs().max() + 1e-7
+    assert err <= bound, f"{what}: max error {err:.3g} over {bound:.3g}"
 
 
 @pytest.mark.parametrize("n,c,h,w,o,k", [
@@ -97,7 +98,7 @@ def test_the_extra_conv_variant_trains_as_the_unfused_net():
         m.eval()
         F.cross_entropy(m(x), y).backward()
     for (name, a), b in zip(model.named_parameters(), plain.parameters()):
-        _close(a.grad, b.grad, rel=1e-4), name
+        _close(a.grad, b.grad, rel=1e-4, what=name)
 
 
 def test_inf_and_nan_reach_the_gradients():
@@ -130,24 +131,28 @@ def test_inputs_that_do_not_fit_the_layer_get_pytorchs_error():
     _close(odd(x), F.relu(F.max_pool2d(F.conv2d(x, odd.weight, odd.bias, stride=2), 2)).detach())
 
 
-def test_one_thread_and_two_agree_and_each_is_deterministic():
+@pytest.mark.parametrize("n", [16, 13, 3])  # whole chunks of 8 images, a partial last one, one
+def test_outputs_and_gradients_are_bit_identical_at_1_2_and_3_threads(n):
     torch.manual_seed(1)
-    x = torch.randn(16, 10, 12, 12, requires_grad=True)
+    x = torch.randn(n, 10, 12, 12, requires_grad=True)
     weight = torch.randn(20, 10, 5, 5, requires_grad=True)
     bias = torch.randn(20, requires_grad=True)
-    g = torch.randn(16, 20, 4, 4)
+    g = torch.randn(n, 20, 4, 4)
     threads = torch.get_num_threads()
     try:
         runs = {}
-        for t in (1, 2):
+        for t in (1, 2, 3):
             torch.set_num_threads(t)
             runs[t] = [_grads(fused._ConvPoolReLUFn.apply, x, weight, bias, g) for _ in range(2)]
     finally:
         torch.set_num_threads(threads)
+    names = ("out", "dx", "dw", "db")
     for t, (first, second) in runs.items():
         assert all(torch.equal(a, b) for a, b in zip(first, second)), t
-    for a, b in zip(runs[1][0], runs[2][0]):
-        _close(a, b)
+        for name, a, b in zip(names, runs[1][0], first):
+            assert torch.equal(a, b), f"{name} differs between 1 and {t} threads"
+    for name, a, ref in zip(names, runs[1][0], _grads(_reference, x, weight, bias, g)):
+        _close(a, ref, what=name)
 
 
 def test_fuse_keeps_parameters_and_state_dict_of_the_default_net():
