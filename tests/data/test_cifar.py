@@ -328,3 +328,61 @@ def test_full_shared_archive_and_cached_reload(data_dir):
     assert train.classes == CIFAR10_CLASSES
     np.testing.assert_array_equal(train.images[:100], train_again.images[:100])
     assert cached_s < first_s / 5, (first_s, cached_s)
+
+
+def _without(files: dict[str, bytes], folder: str) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if not k.startswith(folder)}
+
+
+@pytest.mark.parametrize("container", ["dir", "tar.gz", "zip"])
+@pytest.mark.parametrize("empty", ["train/dog/", "test/dog/"])
+def test_empty_class_folder_is_an_error_naming_it(container, empty, jpeg_slice, tmp_path):
+    """e_emptyclass: a 10-class dataset with one class folder empty was accepted silently."""
+    files = _without(jpeg_slice, empty)
+    root = tmp_path / "cifar10"
+    root.mkdir()
+    if container == "dir":
+        write_dir(root, files)
+        (root / empty).mkdir()
+    elif container == "tar.gz":
+        with tarfile.open(root / "cifar10-e.tar.gz", "w:gz") as tf:
+            info = tarfile.TarInfo(empty.rstrip("/"))
+            info.type = tarfile.DIRTYPE
+            tf.addfile(info)
+            for name, data in files.items():
+                member = tarfile.TarInfo(name)
+                member.size = len(data)
+                tf.addfile(member, io.BytesIO(data))
+    else:
+        with zipfile.ZipFile(root / "cifar10-e.zip", "w") as zf:
+            zf.writestr(empty, b"")
+            for name, data in files.items():
+                zf.writestr(name, data)
+    with pytest.raises(DlabError, match=f"class folder {empty} holds no images") as info:
+        load_dataset("cifar10", "train", tmp_path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["../../w/train/cat/evil.jpg", "/abs/train/cat/evil.jpg",
+                                  "/train/cat/evil.jpg",
+                                  "train/cat/../../../x/train/cat/evil.jpg"])
+def test_members_outside_the_dataset_are_not_images_of_it(name, jpeg_slice, tmp_path):
+    """e_trav: `../../..$W/train/cat/evil3.png` was counted as a training image."""
+    files = dict(jpeg_slice, **{name: jpeg_slice["train/cat/0000.jpg"]})
+    write_tar(tmp_path / "cifar10-t.tar.gz", files)
+    images, labels = load_cifar10(tmp_path, "train")
+    assert np.bincount(labels).tolist() == [PER_CLASS] * 10
+    (tmp_path / "nested").mkdir()
+    nested = {f"a/b/{k}": v for k, v in jpeg_slice.items()}  # leading folders are fine
+    write_tar(tmp_path / "nested" / "cifar10-n.tar.gz", nested)
+    assert len(load_cifar10(tmp_path / "nested", "train")[1]) == 10 * PER_CLASS
+
+
+def test_unwritable_cache_warns_and_still_loads(jpeg_slice, tmp_path, capsys):
+    write_tar(tmp_path / "cifar10-jpeg.tar.gz", jpeg_slice)
+    (cache_root()).mkdir(parents=True)
+    (cache_root() / "decoded").write_bytes(b"")  # a file where the cache folder should be
+    images, labels = load_cifar10(tmp_path, "train")
+    assert images.shape == (10 * PER_CLASS, 3, 32, 32)
+    err = capsys.readouterr().err
+    assert "cannot write the decoded-data cache" in err and err.count("\n") == 1

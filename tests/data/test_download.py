@@ -113,3 +113,80 @@ def test_cifar_binary_tarball_download(server, tmp_path):
                                          r"expected 0{32}, got [0-9a-f]{32}"):
         download_dataset(bad, tmp_path / "bad")
     assert list((tmp_path / "bad").iterdir()) == []
+
+
+def _junk(kind: str, good: bytes) -> bytes:
+    """A file a bad mirror might serve in place of `good` (a gzipped IDX file)."""
+    if kind == "random":
+        return np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    if kind == "truncated":
+        return good[: len(good) // 2]
+    return gzip.compress(b"\0\0\x08\x01" + bytes(8))  # a valid gzip of the wrong content
+
+
+def bad_mirror(tmp_path: Path, name: str, kind: str, data_dir: Path) -> None:
+    """A mirror whose first file (the only one asked of it) is junk."""
+    first = "train-images-idx3-ubyte.gz"
+    (www(tmp_path, name) / first).write_bytes(_junk(kind, (data_dir / "mnist" / first)
+                                                    .read_bytes()))
+
+
+@pytest.mark.parametrize("junk", ["random", "truncated", "wrong"])
+def test_a_mirror_with_a_bad_file_falls_through_to_the_next(junk, server, served_paths,
+                                                            tmp_path, data_dir):
+    """dl5: mirrors (corrupt, good) stopped at the first mirror's checksum mismatch."""
+    good = www(tmp_path, "good")
+    bad_mirror(tmp_path, "bad", junk, data_dir)
+    for path in (data_dir / "mnist").iterdir():
+        shutil.copy(path, good / path.name)
+    spec = dataclasses.replace(get_spec("mnist"), urls=(f"{server}/bad/", f"{server}/good/"))
+    dest = download_dataset(spec, tmp_path / "dest")
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in good.iterdir())
+    assert "/bad/train-images-idx3-ubyte.gz" in served_paths
+    images, labels = load_idx_split(dest, spec.files["test"], spec.sha256)
+    assert images.shape == (10000, 1, 28, 28)
+
+
+def test_every_mirror_bad_names_each(server, tmp_path, data_dir):
+    for name in ("a", "b"):
+        bad_mirror(tmp_path, name, "wrong", data_dir)
+    spec = dataclasses.replace(get_spec("mnist"), urls=(f"{server}/a/", f"{server}/b/",
+                                                        closed_port_url()))
+    with pytest.raises(DlabError) as info:
+        download_dataset(spec, tmp_path / "dest")
+    message = str(info.value)
+    assert "\n" not in message and "train-images-idx3-ubyte.gz" in message
+    assert message.count("wrong sha256 checksum") == 2 and "/a/" in message and "/b/" in message
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_cifar_archive_from_the_second_mirror(server, tmp_path):
+    archive = b"the real archive"
+    (www(tmp_path, "bad") / "cifar-10-binary.tar.gz").write_bytes(b"junk")
+    (www(tmp_path, "good") / "cifar-10-binary.tar.gz").write_bytes(archive)
+    spec = dataclasses.replace(
+        get_spec("cifar10"), urls=(f"{server}/bad/", f"{server}/good/"),
+        archives={"cifar-10-binary.tar.gz": hashlib.md5(archive).hexdigest()})
+    from dlab.data.formats import get_format
+
+    get_format("cifar10").download(spec, tmp_path, timeout_s=10)
+    assert (tmp_path / "cifar-10-binary.tar.gz").read_bytes() == archive
+
+
+def test_fetch_cli_uses_the_good_mirror(server, tmp_path, data_dir, monkeypatch, capsys):
+    """dl5 as the finding ran it: `dlab fetch mnist` with mirrors (corrupt, good)."""
+    from dlab.cli import main
+    from dlab.data import sources
+
+    monkeypatch.setattr("dlab.data.store.SYSTEM_DATASETS", tmp_path / "no-system")
+    good = www(tmp_path, "good")
+    bad_mirror(tmp_path, "bad", "random", data_dir)
+    for path in (data_dir / "mnist").iterdir():
+        shutil.copy(path, good / path.name)
+    local = dataclasses.replace(sources.DATASETS["mnist"],
+                                urls=(f"{server}/bad/", f"{server}/good/"))
+    monkeypatch.setitem(sources.DATASETS, "mnist", local)
+    assert main(["fetch", "mnist"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(user_data_dir() / "mnist")
+    assert "60000 train / 10000 test" in captured.err

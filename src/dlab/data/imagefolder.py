@@ -2,9 +2,8 @@
 or a plain directory (the shared copy of CIFAR-10 is such a .tar.gz), and the generic
 "imagefolder" format (`ImageFolderFormat`) that reads any dataset stored that way.
 
-Members may sit under one leading folder (`cifar10/train/cat/0001.jpg`); hidden files
-(`.DS_Store`, `._x.jpg`), members deeper than that, and names with `..` or a leading `/` are
-not dataset members. Labels are the index of the class folder in the given class list; within
+Members may sit under leading folders (`cifar10/train/cat/0001.jpg`); hidden files
+(`.DS_Store`, `._x.jpg`) and names with `..` or a leading `/` are not dataset members. Labels are the index of the class folder in the given class list; within
 a class, images are sorted by file name, so the order is reproducible. Images are decoded with
 Pillow into uint8 (N, H, W, C) arrays. Every problem (corrupt archive, unknown or empty class
 folder, undecodable image, wrong image size) is a one-line DlabError naming the file or folder.
@@ -116,7 +115,7 @@ def _plain_tar_members(path: Path) -> list[tuple[str, bytes]] | None:
 def _classify(name: str, classes: tuple[str, ...], source: Path) -> tuple[str, int] | None:
     """(split, label) for an image member, None for members outside train/ and test/."""
     parts = PurePosixPath(name).parts
-    if not 3 <= len(parts) <= 4 or parts[0] == "/" or ".." in parts \
+    if len(parts) < 3 or parts[0] == "/" or ".." in parts \
             or parts[-3] not in SPLIT_NAMES or parts[-1].startswith("."):
         return None
     split, cls, fname = parts[-3:]
