@@ -1,4 +1,5 @@
-"""`dlab tune SPACE.toml`: Optuna search (TPE, median pruning); trials are ordinary runs."""
+"""`dlab tune SPACE.toml`: Optuna search (TPE, median pruning); trials are ordinary runs; many
+processes may share one --storage (see dlab.studies.tune)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
                    echo=lambda line: print(line, flush=True))
     print("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(out["trials"].items())))
     if "best_value" in out:
-        print(f"best val_acc {out['best_value']:.4f} with {out['best_params']} "
+        print(f"best {out['primary']} {out['best_value']:.4f} with {out['best_params']} "
               f"({out['best_run_dir']})")
     return 0

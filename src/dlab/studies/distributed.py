@@ -108,7 +108,7 @@ def work(plan: StudyPlan, cfg: WorkerConfig, echo: Callable[[str], None] = print
     if unknown:
         raise DlabError(f"work items {', '.join(unknown[:3])} are not in this study's plan "
                         "(the study file changed after enqueueing?)")
-    out, held = WorkOutcome(), [None]
+    out, held, idle = WorkOutcome(), [None], False
     try:
         while True:
             queue.reclaim(cfg.grace_s, cfg.max_retry)
@@ -119,8 +119,13 @@ def work(plan: StudyPlan, cfg: WorkerConfig, echo: Callable[[str], None] = print
                 held[0] = None
                 if busy:
                     time.sleep(cfg.poll_s)
+                idle = False
             elif any(r["state"] in (WAITING, RUNNING) for r in rows):
+                if not idle:
+                    echo(f"[{me}] waiting: no item is ready (their sources are still running)")
+                idle = True
                 time.sleep(cfg.poll_s)  # sources still training elsewhere, or a worker may die
+                continue
             else:
                 break
     except KeyboardInterrupt:

@@ -16,25 +16,45 @@ A search-space file::
     type = "categorical"
     choices = ["sgd", "adam"]
 
-Each trial is an ordinary run in `<runs_root>/tune/<name>/<config hash>/` (an identical config
-tried again reuses its finished run), reports val_acc per epoch for the MedianPruner, and its
-value is the run's best val_acc. Storage: `sqlite:///<runs_root>/tune/<name>/optuna.db` unless
-a URL is given; many `dlab tune` processes on many machines can share one PostgreSQL URL.
+    [pruner]                   # optional: optuna's MedianPruner
+    startup_trials = 3         # complete trials before any is pruned
+    warmup_epochs = 1          # epochs of a trial before it may be pruned
+
+The objective is the task's primary metric at the run's best epoch, in the task's direction
+(classification: val_acc, max). Each trial is an ordinary run in
+`<runs_root>/tune/<name>/<config hash>/`, reported to the pruner epoch by epoch (the trainer's
+`on_epoch` hook returns `trial.should_prune()`; the run then ends with status "pruned").
+Parallel `dlab tune` processes on one storage (SQLite on one machine, PostgreSQL across many)
+coordinate through the claim table of `dlab.studies.queue` (scope `dlab-tune:<name>`, one row
+per config hash): a trial that draws a config another trial is training waits for it; a
+finished config's value is reused without training; each process samples with its own seed
+(spec seed + its registration number). A pruned config drawn again is not stuck: its stored
+epochs are reported to the new trial, and unless the pruner prunes it at the same point it
+is reopened and continues from its last checkpoint.
+Storage: `sqlite:///<runs_root>/tune/<name>/optuna.db` unless a URL is given.
 Must not import torch or optuna at module level.
 """
 
 from __future__ import annotations
 
+import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dlab.config import merge, resolve
 from dlab.errors import DlabError
+from dlab.results import RESULT, is_done, primary_value, read_result
+from dlab.runs import METRICS, read_jsonl, run_lock
+from dlab.studies.queue import DONE, FAILED, RUNNING, WAITING, Queue, storage_error, with_driver
 from dlab.studies.spec import flatten, nest
 
-_TOP_KEYS = {"name", "trials", "seed", "base", "space"}
+TASK = "classification"  # the task whose configs a search space holds (dlab.config.resolve)
+
+_TOP_KEYS = {"name", "trials", "seed", "base", "space", "pruner"}
+_PRUNER_KEYS = {"startup_trials": 3, "warmup_epochs": 1}
 _PARAM_KEYS = {"float": {"type", "low", "high", "log", "step"},
                "int": {"type", "low", "high", "log", "step"},
                "categorical": {"type", "choices"}}
@@ -63,6 +83,8 @@ class TuneSpec:
     params: tuple[ParamSpec, ...]
     trials: int = 20
     seed: int = 0
+    startup_trials: int = 3
+    warmup_epochs: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,7 +115,18 @@ def load_tune_spec(path: str | Path) -> TuneSpec:
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not name or "/" in name:
         raise DlabError(f"{where}: name = {name!r}; expected a non-empty name without '/'")
-    return TuneSpec(name, path, base, params, trials, seed)
+    pruner = data.get("pruner", {})
+    if not isinstance(pruner, dict):
+        raise DlabError(f"{where}: pruner = {pruner!r}; expected a table")
+    for key, value in pruner.items():
+        if key not in _PRUNER_KEYS:
+            raise DlabError(f"{where}: unknown key pruner.{key}; expected one of: "
+                            + ", ".join(sorted(_PRUNER_KEYS)))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DlabError(f"{where}: pruner.{key} = {value!r}; expected a non-negative integer")
+    knobs = {**_PRUNER_KEYS, **pruner}
+    return TuneSpec(name, path, base, params, trials, seed, knobs["startup_trials"],
+                    knobs["warmup_epochs"])
 
 
 def _resolve(base: dict, overrides: dict, where: str) -> None:
@@ -151,56 +184,161 @@ def suggest(trial: Any, params: tuple[ParamSpec, ...]) -> dict[str, Any]:
     return out
 
 
-def run_tune(spec: TuneSpec, runs_root: Path, *, trials: int | None = None,
-             storage: str | None = None, data_dir: str | None = None, device: str = "auto",
-             echo=print) -> dict[str, Any]:
-    """Run `trials` more trials of the search; returns the best trial so far."""
+def open_storage(url: str, heartbeat_s: int = 10, grace_s: int = 30):
+    """An Optuna RDBStorage whose trials keep a heartbeat (a killed process's trial is failed)."""
     import optuna
 
-    from dlab.studies.distributed import open_storage
-    from dlab.torch_engine.train import train_run
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=heartbeat_s,
+                                          grace_period=grace_s)
+    except Exception as exc:  # sqlalchemy/driver errors: one line naming the URL
+        raise storage_error(url, exc) from None
 
+
+def run_tune(spec: TuneSpec, runs_root: Path, *, trials: int | None = None,
+             storage: str | None = None, data_dir: str | None = None, device: str = "auto",
+             heartbeat_s: int = 10, grace_s: int = 30, poll_s: float = 1.0,
+             echo=print) -> dict[str, Any]:
+    """Run `trials` more trials of the search; returns the best trial so far.
+
+    Args:
+        heartbeat_s, grace_s: a process training a config refreshes its claim every
+            heartbeat_s; a claim silent for grace_s (a killed process) is taken over.
+    """
+    import optuna
+
+    from dlab.tasks import get_task
+
+    task = get_task(TASK)
     root = Path(runs_root).resolve() / "tune" / spec.name
     root.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{root / 'optuna.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    configs = Queue(url, f"dlab-tune:{spec.name}")
+    number = _register(Queue(url, f"dlab-tune-processes:{spec.name}"))
     study = optuna.create_study(
-        study_name=f"dlab-tune:{spec.name}", storage=open_storage(url), direction="maximize",
-        load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=spec.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-
-    def objective(trial: optuna.Trial) -> float:
-        values = suggest(trial, spec.params)
-        cfg = resolve(merge(spec.base, nest(values)))
-        run_dir = root / cfg.hash()
-        trial.set_user_attr("run_dir", str(run_dir))
-
-        def on_epoch(row: dict[str, Any]) -> None:
-            if row.get("val_acc") is None:
-                return
-            trial.report(row["val_acc"], row["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
-
-        result = train_run(cfg, run_dir, data_dir=data_dir, device=device, progress=False,
-                           on_epoch=on_epoch)
-        status = result.get("status")
-        echo(f"trial {trial.number}: {values} -> {status} best_val_acc "
-             f"{result.get('best_val_acc')}")
-        if status == "pruned":
-            raise optuna.TrialPruned()
-        best = result.get("best_val_acc")
-        return float(best) if status == "finished" and best is not None else float("nan")
-
-    study.optimize(objective, n_trials=spec.trials if trials is None else trials,
+        study_name=f"dlab-tune:{spec.name}", storage=open_storage(url, heartbeat_s, grace_s),
+        direction="maximize" if task.direction == "max" else "minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=spec.seed + number),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials,
+                                           n_warmup_steps=spec.warmup_epochs))
+    trainer = _TrialRunner(spec, task, root, configs, data_dir, device,
+                           heartbeat_s, grace_s, poll_s, echo)
+    study.optimize(trainer.objective, n_trials=spec.trials if trials is None else trials,
                    catch=(DlabError,))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     states: dict[str, int] = {}
     for t in study.trials:
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-    summary: dict[str, Any] = {"storage": url, "trials": states}
+    summary: dict[str, Any] = {"storage": url, "trials": states, "primary": task.primary,
+                               "direction": task.direction}
     if done:
         best = study.best_trial
         summary.update(best_value=best.value, best_params=best.params,
                        best_run_dir=best.user_attrs.get("run_dir"))
     return summary
+
+
+def _register(processes: Queue) -> int:
+    """This process's number among all that ever tuned this search (0, 1, …), taken atomically."""
+    number = len(processes.rows())
+    while not processes.add(str(number), "process"):
+        number += 1
+    return number
+
+
+@dataclass
+class _TrialRunner:
+    spec: TuneSpec
+    task: Any
+    root: Path
+    configs: Queue
+    data_dir: str | None
+    device: str
+    heartbeat_s: int
+    grace_s: int
+    poll_s: float
+    echo: Any
+
+    def objective(self, trial: Any) -> float:
+        import optuna
+
+        from dlab.studies.distributed import worker_id
+
+        values = suggest(trial, self.spec.params)
+        cfg = resolve(merge(self.spec.base, nest(values)))
+        key, me = cfg.hash(), f"{worker_id()}:trial{trial.number}"
+        run_dir = self.root / key
+        trial.set_user_attr("run_dir", str(run_dir))
+        self.configs.add(key, "tune")
+        reuse = self._claim(key, me)
+        if reuse is not None:
+            self.echo(f"trial {trial.number}: {values} -> reused {reuse['status']} run "
+                      f"{key}: {self.task.primary} {reuse['value']}")
+            value = reuse["value"]
+            return float("nan") if value is None else float(value)
+        reporter = _Reporter(trial, self.task.primary)
+        with self.configs.holding(key, me, self.heartbeat_s):
+            try:
+                result = self._train(cfg, run_dir, reporter)
+            except KeyboardInterrupt:
+                self.configs.release(key, me)
+                raise
+            except Exception as exc:
+                self.configs.finish(key, FAILED, error=str(exc).splitlines()[0] if str(exc)
+                                    else type(exc).__name__, expect=(RUNNING, WAITING))
+                raise
+        value, status = primary_value(result), result.get("status")
+        self.configs.finish(key, DONE if is_done(result) else FAILED, status=status,
+                            value=value, expect=(RUNNING, WAITING))
+        self.echo(f"trial {trial.number}: {values} -> {status} {self.task.primary} {value} "
+                  f"(epochs {result.get('epochs_completed')})")
+        if status == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {result.get('epochs_completed')}")
+        return float(value) if status == "finished" and value is not None else float("nan")
+
+    def _claim(self, key: str, me: str) -> dict[str, Any] | None:
+        """Claim the config's run directory (None), or a finished run's row to reuse; waits
+        while another trial trains it."""
+        while True:
+            self.configs.reclaim(self.grace_s, max_lost=1_000_000)
+            row = self.configs.row(key)
+            if row["state"] == DONE and row["status"] != "pruned":
+                return row
+            if self.configs.claim(key, me, (WAITING, FAILED)) or \
+                    self.configs.claim(key, me, (DONE,), status="pruned"):
+                return None
+            time.sleep(self.poll_s)  # another trial trains this config right now
+
+    def _train(self, cfg: Any, run_dir: Path, reporter: "_Reporter") -> dict[str, Any]:
+        """Train (or continue) the run, reporting its epochs to the trial; a run pruned before
+        is reported up to where it stopped and continued unless the pruner prunes it again."""
+        from dlab.torch_engine.train import train_run
+
+        if run_dir.is_dir():
+            with run_lock(run_dir):
+                for row in read_jsonl(run_dir / METRICS):  # epochs trained by an earlier trial
+                    reporter(row)
+                before = read_result(run_dir)
+                if before is not None and before["status"] == "pruned":
+                    if reporter.pruned:
+                        return before
+                    (run_dir / RESULT).unlink()  # reopen: it resumes from checkpoints/last
+        return train_run(cfg, run_dir, data_dir=self.data_dir, device=self.device,
+                         progress=False, on_epoch=reporter)
+
+
+class _Reporter:
+    """The trainer's on_epoch hook: reports the primary metric, returns whether to prune."""
+
+    def __init__(self, trial: Any, primary: str):
+        self.trial, self.primary, self.seen, self.pruned = trial, primary, set(), False
+
+    def __call__(self, row: dict[str, Any]) -> bool:
+        value, epoch = row.get(self.primary), row.get("epoch")
+        if isinstance(value, (int, float)) and isinstance(epoch, int) and epoch not in self.seen:
+            self.seen.add(epoch)
+            self.trial.report(float(value), epoch)
+            self.pruned = self.trial.should_prune()
+        return self.pruned
