@@ -37,7 +37,6 @@ def _sequential(models, optim_math, batches):
 @pytest.mark.parametrize("net", ["mlp", "cnn"])
 def test_batched_equals_sequential(mnist_slice, optim_math, per_model, net):
     """MLPs take the direct batched-matmul path, CNNs the vmap(functional_call) path."""
-    torch.set_num_threads(1)
     if net == "mlp":
         build = lambda: mlp((784, 16, 10))  # noqa: E731
     else:

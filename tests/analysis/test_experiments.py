@@ -11,11 +11,6 @@ from dlab.analysis.experiments import interpolation
 from dlab.analysis.registry import ContextSpec, experiments, resolve_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _run(name, data_dir, **sizes):
     spec = experiments()[name]
     result = spec.compute(resolve_config(spec, sizes), ContextSpec(data_dir=data_dir))

@@ -34,7 +34,6 @@ def test_minimal_ratio_of_a_saddle():
 
 
 def test_minimal_ratio_pipeline_small():
-    torch.set_num_threads(1)
     cfg = MinimalRatioConfig(nets=6, points=40, loss_steps=300, grad_steps=150)
     base, params, x, y, gnorm_after = train_to_critical_points(cfg)
     hess = stacked_hessians(base, params, x, y, F.mse_loss)

@@ -1,24 +1,30 @@
 """The registry of analysis experiments: name → sizes config, `--full` sizes, compute function.
 
-Each experiment module in `dlab.analysis.experiments` defines one `ExperimentSpec`. A spec's
-config is a frozen dataclass whose defaults are the reduced sizes (fast on a 2-core CPU);
-`full` holds the overrides that restore the original assignment's sizes. Configs are resolved
-once here (`resolve_config`) and validated before any data loads or training starts.
+Each module in `dlab.analysis.experiments` defines one `ExperimentSpec` named `SPEC`; modules
+are discovered (a new experiment is one new module, nothing lists them), ordered by the spec's
+`order`. A spec's config is a frozen dataclass whose defaults are the reduced sizes (fast on a
+2-core CPU) and whose fields declare their bounds (`dlab.analysis.sizes`); `full` holds the
+overrides that restore the original assignment's sizes. `AnalysisConfig` is the config of the
+task "analysis": which experiment, and its resolved sizes. Configs are resolved once here and
+validated before any data loads or training starts. This module imports torch only when the
+experiments are loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from dlab.config import from_dict, merge
+from dlab.analysis.sizes import check_sizes, require  # noqa: F401  (require: re-exported)
+from dlab.config import config_key, from_dict, merge
 from dlab.errors import DlabError
 
-EXPERIMENT_MODULES = ("functions", "mnist_depth", "trajectory", "grad_norm", "minimal_ratio",
-                      "random_labels", "width", "interpolation", "sensitivity")
+TASK_NAME = "analysis"
 
 
 @dataclass(frozen=True)
@@ -39,15 +45,44 @@ class ExperimentSpec:
     full: dict[str, Any]
     compute: Callable[[Any, ContextSpec], Any]  # (config, context) -> ExperimentResult
     description: str = ""
+    order: int = 100  # position in listings and the combined report
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """The settings of an `AnalysisConfig` that names no experiment yet (its default)."""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """One analysis run: the experiment's name and its resolved, validated sizes."""
+
+    experiment: str = ""
+    settings: Any = dataclasses.field(default_factory=NoSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "settings": dataclasses.asdict(self.settings)}
+
+    def hash(self) -> str:
+        """The run's key: the experiment and the sizes that differ from its defaults."""
+        return config_key(self, TASK_NAME)
+
+
+@lru_cache(maxsize=None)
+def _discovered() -> tuple[ExperimentSpec, ...]:
+    from dlab.analysis import experiments as package
+
+    found = []
+    for mod in pkgutil.iter_modules(package.__path__):
+        spec = getattr(importlib.import_module(f"{package.__name__}.{mod.name}"), "SPEC", None)
+        if isinstance(spec, ExperimentSpec):
+            found.append(spec)
+    return tuple(sorted(found, key=lambda spec: (spec.order, spec.name)))
 
 
 def experiments() -> dict[str, ExperimentSpec]:
-    """All experiments by name, in report order."""
-    specs = {}
-    for module_name in EXPERIMENT_MODULES:
-        spec = importlib.import_module(f"dlab.analysis.experiments.{module_name}").SPEC
-        specs[spec.name] = spec
-    return specs
+    """All experiments by name, in report order (discovered from `dlab.analysis.experiments`)."""
+    return {spec.name: spec for spec in _discovered()}
 
 
 def get_experiment(name: str) -> ExperimentSpec:
@@ -63,42 +98,31 @@ def resolve_config(spec: ExperimentSpec, overrides: dict[str, Any] | None = None
     """The experiment's sizes: defaults, then `--full` sizes, then `--set` overrides; validated."""
     data = merge(spec.full if full else {}, overrides or {})
     cfg = from_dict(spec.config_cls, data, where=spec.name)
-    check_config(cfg, spec.name)
+    check_sizes(cfg, spec.name)
     return cfg
 
 
-def check_config(cfg: Any, where: str) -> None:
-    """Generic checks on a sizes config (sizes and rates > 0, fractions in [0, 1]), then its own."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            if f.name.endswith("_frac") and not 0 <= v <= 1:
-                raise DlabError(f"{where}.{f.name} = {value!r}; expected a value in [0, 1]")
-            # seeds may be 0 and slice limits 0 means "all"; every other size must be positive
-            zero_ok = f.name == "seed" or f.name.endswith("_limit")
-            if v < 0 or (v == 0 and not zero_ok):
-                raise DlabError(f"{where}.{f.name} = {value!r}; expected "
-                                + (">= 0" if zero_ok else "a positive value"))
-    names = {f.name for f in dataclasses.fields(cfg)}
-    if "dataset" in names:
-        from dlab.data.sources import DATASETS
-
-        require(cfg.dataset in DATASETS, f"{where}.dataset = {cfg.dataset!r}; expected one of: "
-                + ", ".join(DATASETS))
-    if "activation" in names:
-        from dlab.analysis.nets import ACTIVATIONS
-
-        require(cfg.activation in ACTIVATIONS, f"{where}.activation = {cfg.activation!r}; "
-                "expected one of: " + ", ".join(ACTIVATIONS))
-    own = getattr(cfg, "validate", None)
-    if own is not None:
-        own()
-
-
-def require(ok: bool, message: str) -> None:
-    """Raise a one-line DlabError unless `ok` (for the configs' own `validate` methods)."""
-    if not ok:
-        raise DlabError(message)
+def resolve_analysis(data: dict[str, Any]) -> AnalysisConfig:
+    """An `AnalysisConfig` from plain data `{"experiment": NAME, "full": false, "settings":
+    {...}}`: `full` starts from the original sizes (it is not kept: the sizes say it all)."""
+    data = dict(data)
+    unknown = sorted(set(data) - {"experiment", "full", "settings"})
+    if unknown:
+        raise DlabError(f"unknown config key {unknown[0]!r}; expected one of: experiment, full, "
+                        "settings")
+    name = data.get("experiment")
+    if not isinstance(name, str) or not name:
+        raise DlabError(f"experiment = {name!r}: expected an experiment name, one of: "
+                        + ", ".join(experiments()))
+    full = data.get("full", False)
+    if not isinstance(full, bool):
+        raise DlabError(f"full = {full!r}: expected true or false")
+    settings = data.get("settings", {})
+    if dataclasses.is_dataclass(settings):
+        settings = dataclasses.asdict(settings)
+    if not isinstance(settings, dict):
+        raise DlabError(f"settings = {settings!r}: expected a table of {name} sizes")
+    specs = experiments()
+    if name not in specs:
+        raise DlabError(f"experiment = {name!r}: expected one of: " + ", ".join(specs))
+    return AnalysisConfig(name, resolve_config(specs[name], settings, full))

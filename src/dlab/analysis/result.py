@@ -38,14 +38,13 @@ class FigureSpec:
 class ExperimentResult:
     """The outcome of one experiment: summary numbers, verdict, figures and a markdown body."""
 
-    name: str
     numbers: dict[str, Any]
     verdict: VerdictResult
     figures: tuple[FigureSpec, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "numbers": clean(self.numbers),
+        return {"numbers": clean(self.numbers),
                 "verdict": self.verdict.to_dict(), "notes": list(self.notes),
                 "figures": [f.stem for f in self.figures]}
 

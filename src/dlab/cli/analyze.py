@@ -41,13 +41,13 @@ def handler(args: argparse.Namespace) -> int:
         root, results = runner.analyze_all(runs_dir(args), overrides, args.full, args.data_dir,
                                            log=log)
         for name, r in results.items():
-            print(f"{name:28s} {'passed' if r['verdict']['passed'] else 'NOT shown':10s} "
+            print(f"{name:28s} {'passed' if r['final']['passed'] else 'NOT shown':10s} "
                   f"{r['time_s']:8.1f} s")
         print(f"report: {root / 'report.md'}")
         return 0
     run_dir, result = runner.analyze(args.name, runs_dir(args), overrides, args.full,
                                      args.data_dir, log=log)
-    verdict = result["verdict"]
+    verdict = result["info"]["verdict"]
     print(f"{args.name}: {'passed' if verdict['passed'] else 'NOT shown'} — {verdict['claim']}")
     print(f"run: {run_dir}")
     return 0

@@ -19,7 +19,8 @@ from dlab.analysis.batched import AdamMath, BatchedTrainer, batched_forward, sta
 from dlab.analysis.datasets import FUNCTIONS, function_points
 from dlab.analysis.nets import count_params, init_copies, mlp
 from dlab.analysis.plots import panel, series
-from dlab.analysis.registry import ContextSpec, ExperimentSpec, require
+from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import FunctionSizes, positive
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 
 NETS = {"deep": (1, 5, 10, 10, 10, 10, 10, 5, 1), "medium": (1, 10, 18, 15, 4, 1),
@@ -27,17 +28,10 @@ NETS = {"deep": (1, 5, 10, 10, 10, 10, 10, 5, 1), "medium": (1, 10, 18, 15, 4, 1
 
 
 @dataclass(frozen=True)
-class FunctionsConfig:
-    points: int = 300
-    epochs: int = 2000  # full-batch steps
-    repeats: int = 3  # fresh initializations per net and function, trained batched
-    lr: float = 1e-2
-    threshold: float = 1e-3  # the MSE the verdict times
-    activation: str = "tanh"
-    seed: int = 0
-
-    def validate(self) -> None:
-        require(self.points >= 2, f"deep-vs-shallow-functions.points = {self.points}; expected >= 2")
+class FunctionsConfig(FunctionSizes):
+    epochs: int = positive(2000)  # full-batch steps
+    repeats: int = positive(3)  # fresh initializations per net and function, trained batched
+    threshold: float = positive(1e-3)  # the MSE the verdict times
 
 
 def fit(sizes: tuple[int, ...], cfg: FunctionsConfig) -> dict[str, dict]:
@@ -98,7 +92,7 @@ def compute(cfg: FunctionsConfig, ctx: ContextSpec) -> ExperimentResult:
     numbers = {k: {key: v[key] for key in ("params", "final_mse", "epochs_to_threshold",
                                             "median_epochs_to_threshold")}
                for k, v in fits.items()}
-    return ExperimentResult("deep-vs-shallow-functions", numbers, verdict, _figures(fits, cfg))
+    return ExperimentResult(numbers, verdict, _figures(fits, cfg))
 
 
 def _figures(fits: dict, cfg: FunctionsConfig) -> tuple[FigureSpec, ...]:
@@ -121,6 +115,7 @@ def _figures(fits: dict, cfg: FunctionsConfig) -> tuple[FigureSpec, ...]:
 
 SPEC = ExperimentSpec(
     name="deep-vs-shallow-functions",
+    order=1,
     title="Deep vs shallow nets on 1-D functions",
     config_cls=FunctionsConfig,
     full={"epochs": 20000, "repeats": 5},

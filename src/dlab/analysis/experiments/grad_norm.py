@@ -19,16 +19,14 @@ from dlab.analysis.experiments.functions import NETS
 from dlab.analysis.nets import init_copies, mlp
 from dlab.analysis.plots import panel, series
 from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import FunctionSizes, positive
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 
 
 @dataclass(frozen=True)
-class GradNormConfig:
-    points: int = 300
-    iterations: int = 1500
-    lr: float = 3e-3
-    activation: str = "tanh"
-    seed: int = 0
+class GradNormConfig(FunctionSizes):
+    iterations: int = positive(1500)
+    lr: float = positive(3e-3)
 
 
 def compute(cfg: GradNormConfig, ctx: ContextSpec) -> ExperimentResult:
@@ -57,11 +55,12 @@ def compute(cfg: GradNormConfig, ctx: ContextSpec) -> ExperimentResult:
         panel("gradient norm", "iteration", "||grad||_2", [series("grad norm", its, norms)],
               logy=True)]})
     numbers = {"loss": losses.tolist(), "grad_norm": norms.tolist()}
-    return ExperimentResult("grad-norm", numbers, verdict, (fig,))
+    return ExperimentResult(numbers, verdict, (fig,))
 
 
 SPEC = ExperimentSpec(
     name="grad-norm",
+    order=4,
     title="Gradient norm during training",
     config_cls=GradNormConfig,
     full={"iterations": 10000},

@@ -19,7 +19,8 @@ from dlab.analysis.batched import AdamMath, evaluate_stacked
 from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import mlp
 from dlab.analysis.plots import panel, series
-from dlab.analysis.registry import ContextSpec, ExperimentSpec, require
+from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import ImageSizes, at_least, positive
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.training import train_classifiers
 
@@ -27,24 +28,17 @@ NEAR = 0.3  # how far (in α) from a model its loss minimum may lie and still co
 
 
 @dataclass(frozen=True)
-class InterpolationConfig:
-    dataset: str = "mnist"
-    hidden: int = 64
-    train_limit: int = 5000
-    test_limit: int = 2000
-    epochs: int = 40
-    small_batch: int = 64
-    large_batch: int = 1024
-    lr: float = 1e-3  # the batch pair's lr
-    lr_low: float = 1e-3
-    lr_high: float = 1e-2
-    lr_batch: int = 64  # the lr pair's batch size
-    alphas: int = 31
+class InterpolationConfig(ImageSizes):
+    epochs: int = positive(40)
+    lr: float = positive(1e-3)  # the batch pair's lr
+    hidden: int = positive(64)
+    small_batch: int = positive(64)
+    large_batch: int = positive(1024)
+    lr_low: float = positive(1e-3)
+    lr_high: float = positive(1e-2)
+    lr_batch: int = positive(64)  # the lr pair's batch size
+    alphas: int = at_least(31, 7)  # points on the line through both models, α in [-1, 2]
     same_init: bool = False  # both models of a pair start from the same weights
-    seed: int = 0
-
-    def validate(self) -> None:
-        require(self.alphas >= 7, f"flatness-interpolation.alphas = {self.alphas}; expected >= 7")
 
 
 def interpolate(theta1: dict, theta2: dict, alphas: torch.Tensor) -> dict:
@@ -109,11 +103,12 @@ def compute(cfg: InterpolationConfig, ctx: ContextSpec) -> ExperimentResult:
         measured=checks)
     fig = FigureSpec("interpolation", "panels", "Flatness: linear interpolation between two models",
                      {"panels": panels})
-    return ExperimentResult("flatness-interpolation", numbers, verdict, (fig,))
+    return ExperimentResult(numbers, verdict, (fig,))
 
 
 SPEC = ExperimentSpec(
     name="flatness-interpolation",
+    order=8,
     title="Flatness: interpolating between two models",
     config_cls=InterpolationConfig,
     full={"train_limit": 0, "test_limit": 0, "epochs": 40, "alphas": 61},

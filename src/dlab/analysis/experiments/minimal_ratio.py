@@ -21,20 +21,21 @@ from dlab.analysis.hessian import grad_norm_objective, minimal_ratio, stacked_he
 from dlab.analysis.nets import init_copies, mlp
 from dlab.analysis.plots import panel, series
 from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import at_least, positive, seed, sizes
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 
 
 @dataclass(frozen=True)
 class MinimalRatioConfig:
-    nets: int = 100
-    hidden: tuple[int, ...] = (5, 5)
-    points: int = 100
-    loss_steps: int = 1500
-    grad_steps: int = 500
-    lr: float = 1e-2
-    grad_lr: float = 1e-3
-    grad_tol: float = 1e-3
-    seed: int = 0
+    nets: int = positive(100)
+    hidden: tuple[int, ...] = sizes((5, 5), minimum=1)
+    points: int = at_least(100, 2)
+    loss_steps: int = positive(1500)
+    grad_steps: int = positive(500)
+    lr: float = positive(1e-2)
+    grad_lr: float = positive(1e-3)
+    grad_tol: float = positive(1e-3)
+    seed: int = seed()
 
 
 def train_to_critical_points(cfg: MinimalRatioConfig, log=lambda m: None):
@@ -77,11 +78,12 @@ def compute(cfg: MinimalRatioConfig, ctx: ContextSpec) -> ExperimentResult:
     fig = FigureSpec("minimal_ratio", "panels", "Minimal ratio vs loss", {"panels": [
         panel(f"{cfg.nets} nets of {hess.shape[1]} parameters at ∇L≈0", "minimal ratio",
               "loss (MSE on f1)", [series("trained nets", ratio, losses, "scatter")], logy=True)]})
-    return ExperimentResult("minimal-ratio", numbers, verdict, (fig,))
+    return ExperimentResult(numbers, verdict, (fig,))
 
 
 SPEC = ExperimentSpec(
     name="minimal-ratio",
+    order=5,
     title="Minimal ratio of the Hessian vs loss",
     config_cls=MinimalRatioConfig,
     full={"points": 300, "loss_steps": 5000, "grad_steps": 3000},

@@ -16,6 +16,7 @@ from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import cnn, count_params
 from dlab.analysis.plots import panel, series
 from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import ImageSizes, limit, positive
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.training import train_classifiers
 
@@ -24,14 +25,10 @@ TARGET_PARAMS = 25_600
 
 
 @dataclass(frozen=True)
-class MnistDepthConfig:
-    dataset: str = "mnist"
-    train_limit: int = 6000
-    test_limit: int = 2000
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
+class MnistDepthConfig(ImageSizes):
+    train_limit: int = limit(6000)
+    epochs: int = positive(4)
+    batch_size: int = positive(64)
 
 
 def compute(cfg: MnistDepthConfig, ctx: ContextSpec) -> ExperimentResult:
@@ -55,7 +52,7 @@ def compute(cfg: MnistDepthConfig, ctx: ContextSpec) -> ExperimentResult:
               "accuracy at least the 1-conv net's",
         measured={"params": {n: r["params"] for n, r in runs.items()},
                   "final_test_acc": {n: r["test_acc"][-1] for n, r in runs.items()}})
-    return ExperimentResult("deep-vs-shallow-mnist", runs, verdict, (_figure(runs, cfg),))
+    return ExperimentResult(runs, verdict, (_figure(runs, cfg),))
 
 
 def _figure(runs: dict, cfg: MnistDepthConfig) -> FigureSpec:
@@ -73,6 +70,7 @@ def _figure(runs: dict, cfg: MnistDepthConfig) -> FigureSpec:
 
 SPEC = ExperimentSpec(
     name="deep-vs-shallow-mnist",
+    order=2,
     title="Deep vs shallow CNNs on MNIST",
     config_cls=MnistDepthConfig,
     full={"train_limit": 0, "test_limit": 0, "epochs": 20},

@@ -18,21 +18,18 @@ from dlab.analysis.datasets import TensorSplit, image_split
 from dlab.analysis.nets import mlp
 from dlab.analysis.plots import panel, series
 from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import ImageSizes, fraction, limit, positive, sizes
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.training import train_classifiers
 
 
 @dataclass(frozen=True)
-class RandomLabelsConfig:
-    dataset: str = "mnist"
-    train_limit: int = 1000
-    test_limit: int = 2000
-    hidden: tuple[int, ...] = (512, 512)
-    epochs: int = 60
-    batch_size: int = 100
-    lr: float = 1e-3
-    min_train_acc: float = 0.9
-    seed: int = 0
+class RandomLabelsConfig(ImageSizes):
+    train_limit: int = limit(1000)
+    epochs: int = positive(60)
+    hidden: tuple[int, ...] = sizes((512, 512), minimum=1)
+    batch_size: int = positive(100)
+    min_train_acc: float = fraction(0.9)  # the train accuracy that counts as memorized
 
 
 def shuffled_labels(split: TensorSplit, seed: int) -> TensorSplit:
@@ -68,11 +65,12 @@ def compute(cfg: RandomLabelsConfig, ctx: ContextSpec) -> ExperimentResult:
                                                        curves["acc"]),
                                                 series("test (true labels)", epochs,
                                                        curves["test_acc"])])]})
-    return ExperimentResult("random-labels", curves, verdict, (fig,))
+    return ExperimentResult(curves, verdict, (fig,))
 
 
 SPEC = ExperimentSpec(
     name="random-labels",
+    order=6,
     title="Fitting random labels",
     config_cls=RandomLabelsConfig,
     full={"train_limit": 0, "test_limit": 0, "epochs": 1000},

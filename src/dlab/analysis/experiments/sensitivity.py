@@ -18,23 +18,18 @@ from dlab.analysis.batched import AdamMath
 from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import mlp
 from dlab.analysis.plots import panel, series, train_test_panels
-from dlab.analysis.registry import ContextSpec, ExperimentSpec, require
+from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import ImageSizes, positive, require, sizes
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.stats import spearman
 from dlab.analysis.training import train_classifiers
 
 
 @dataclass(frozen=True)
-class SensitivityConfig:
-    dataset: str = "mnist"
-    hidden: int = 64
-    batch_sizes: tuple[int, ...] = (16, 64, 256, 1024, 4096)
-    train_limit: int = 5000
-    test_limit: int = 2000
-    jacobian_samples: int = 500
-    epochs: int = 5
-    lr: float = 1e-3
-    seed: int = 0
+class SensitivityConfig(ImageSizes):
+    hidden: int = positive(64)
+    batch_sizes: tuple[int, ...] = sizes((16, 64, 256, 1024, 4096), minimum=1)
+    jacobian_samples: int = positive(500)
 
     def validate(self) -> None:
         require(len(self.batch_sizes) >= 2, f"sensitivity.batch_sizes = {list(self.batch_sizes)}; "
@@ -77,11 +72,12 @@ def compute(cfg: SensitivityConfig, ctx: ContextSpec) -> ExperimentResult:
               *train_test_panels(bss, rows, "batch size", logx=True)]
     fig = FigureSpec("sensitivity", "panels", "Flatness: sensitivity vs batch size",
                      {"panels": panels})
-    return ExperimentResult("sensitivity", {"models": rows}, verdict, (fig,))
+    return ExperimentResult({"models": rows}, verdict, (fig,))
 
 
 SPEC = ExperimentSpec(
     name="sensitivity",
+    order=9,
     title="Flatness: sensitivity vs batch size",
     config_cls=SensitivityConfig,
     full={"train_limit": 0, "test_limit": 0, "epochs": 20, "jacobian_samples": 10000,

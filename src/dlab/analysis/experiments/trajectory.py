@@ -19,23 +19,19 @@ from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import mlp
 from dlab.analysis.plots import panel, series
 from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import ImageSizes, fraction, positive
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.training import train_classifiers
 
 
 @dataclass(frozen=True)
-class TrajectoryConfig:
-    dataset: str = "mnist"
-    runs: int = 8
-    hidden: int = 32
-    train_limit: int = 5000
-    test_limit: int = 2000
-    epochs: int = 24
-    collect_every: int = 3
-    batch_size: int = 100
-    lr: float = 1e-3
-    min_acc: float = 0.8
-    seed: int = 0
+class TrajectoryConfig(ImageSizes):
+    epochs: int = positive(24)
+    runs: int = positive(8)
+    hidden: int = positive(32)
+    collect_every: int = positive(3)  # epochs between collected weight vectors
+    batch_size: int = positive(100)
+    min_acc: float = fraction(0.8)  # the test accuracy every run must reach
 
 
 def pca_2d(points: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
@@ -87,11 +83,12 @@ def compute(cfg: TrajectoryConfig, ctx: ContextSpec) -> ExperimentResult:
         measured={"min_final_test_acc": min(final), "max_final_test_acc": max(final),
                   "min_final_distance_2d": min_end_dist, "cloud_spread_2d": spread,
                   "explained_variance_whole": numbers["whole"]["explained_variance_ratio"]})
-    return ExperimentResult("trajectory", numbers, verdict, tuple(figures))
+    return ExperimentResult(numbers, verdict, tuple(figures))
 
 
 SPEC = ExperimentSpec(
     name="trajectory",
+    order=3,
     title="Optimization trajectories (PCA of weights)",
     config_cls=TrajectoryConfig,
     full={"train_limit": 0, "test_limit": 0, "epochs": 45, "hidden": 64},

@@ -16,23 +16,18 @@ from dlab.analysis.batched import AdamMath
 from dlab.analysis.datasets import image_split
 from dlab.analysis.nets import count_params, mlp
 from dlab.analysis.plots import train_test_panels
-from dlab.analysis.registry import ContextSpec, ExperimentSpec, require
+from dlab.analysis.registry import ContextSpec, ExperimentSpec
+from dlab.analysis.sizes import ImageSizes, positive, require, sizes
 from dlab.analysis.result import ExperimentResult, FigureSpec, VerdictResult
 from dlab.analysis.stats import spearman
 from dlab.analysis.training import train_classifiers
 
 
 @dataclass(frozen=True)
-class WidthConfig:
-    dataset: str = "mnist"
-    widths: tuple[int, ...] = (2, 4, 6, 8, 12, 16, 24, 32, 64, 128)
-    repeats: int = 2
-    train_limit: int = 5000
-    test_limit: int = 2000
-    epochs: int = 5
-    batch_size: int = 100
-    lr: float = 1e-3
-    seed: int = 0
+class WidthConfig(ImageSizes):
+    widths: tuple[int, ...] = sizes((2, 4, 6, 8, 12, 16, 24, 32, 64, 128), minimum=1)
+    repeats: int = positive(2)
+    batch_size: int = positive(100)
 
     def validate(self) -> None:
         require(len(self.widths) >= 2 and list(self.widths) == sorted(set(self.widths)),
@@ -62,11 +57,12 @@ def compute(cfg: WidthConfig, ctx: ContextSpec) -> ExperimentResult:
     panels = train_test_panels(params, rows, "parameters", logx=True)
     fig = FigureSpec("params_vs_generalization", "panels", "Parameters vs generalization",
                      {"panels": panels})
-    return ExperimentResult("params-vs-generalization", {"models": rows}, verdict, (fig,))
+    return ExperimentResult({"models": rows}, verdict, (fig,))
 
 
 SPEC = ExperimentSpec(
     name="params-vs-generalization",
+    order=7,
     title="Parameters vs generalization",
     config_cls=WidthConfig,
     full={"train_limit": 0, "test_limit": 0, "epochs": 20, "repeats": 3,
