@@ -1,0 +1,138 @@
+"""The config tree of task "caption" ([data] [model] [optim] [train]), resolved and validated.
+
+Torch-free: the planner, reports and `dlab caption` read it without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlab.config import config_key, from_dict
+from dlab.errors import DlabError
+
+
+@dataclass(frozen=True)
+class CaptionDataConfig:
+    """Where the videos come from and how captions become ids."""
+
+    root: str = ""  # a folder in the course layout; "" = the synthetic set below (generated
+    # into the cache dir, `<cache>/captioning/synth-<key>`, on first use)
+    synth_train: int = 400
+    synth_test: int = 80
+    synth_compositional: int = 80
+    synth_seed: int = 1
+    synth_two_digit_fraction: float = 0.3
+    synth_digit_pool: int = 10
+    min_count: int = 1  # vocabulary: words seen fewer times in the training captions -> <UNK>
+    max_words: int = 20  # captions are cut to this many words for training
+    frame_stride: int = 4  # use every n-th of the 80 frames
+    val_split: str = "testing"  # the split the primary metric is measured on
+
+
+@dataclass(frozen=True)
+class CaptionModelConfig:
+    """The S2VT-style encoder-decoder."""
+
+    cell: str = "gru"  # "gru" or "lstm", encoder and decoder
+    hidden: int = 256
+    embed: int = 128
+    dropout: float = 0.3  # on the frame features before the projection, and on decoder outputs
+    attention: bool = True  # additive attention over the encoder outputs; false: the decoder
+    # sees only the encoder's final state
+
+
+@dataclass(frozen=True)
+class CaptionOptimConfig:
+    lr: float = 2e-3  # Adam
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0  # total gradient norm (0 = off)
+    schedule: str = "cosine"  # "constant" or "cosine" (to 5% of lr over the run)
+
+
+@dataclass(frozen=True)
+class CaptionTrainConfig:
+    epochs: int = 14
+    batch_size: int = 64
+    seed: int = 1
+    init_from: str = ""
+    captions_per_video: int = 4  # (video, random reference) pairs per video and epoch
+    # scheduled sampling: the probability of feeding the model's own previous word (argmax)
+    # instead of the reference word; "linear" rises from 0 to ss_max over the epochs,
+    # "inverse_sigmoid" is ss_max * (1 - k / (k + exp(epoch / k))), "none" is teacher forcing
+    ss_schedule: str = "linear"
+    ss_max: float = 0.25
+    ss_k: float = 3.0
+    decode: str = "beam"  # the decoder of the final metrics ("greedy" or "beam"); both reported
+    beam_width: int = 3
+    length_norm: float = 0.7  # beam: rank hypotheses by log p / length ** length_norm
+    examples: int = 6  # example videos in the figures
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    data: CaptionDataConfig = field(default_factory=CaptionDataConfig)
+    model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
+    optim: CaptionOptimConfig = field(default_factory=CaptionOptimConfig)
+    train: CaptionTrainConfig = field(default_factory=CaptionTrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        return config_key(self, "caption")
+
+    def continues(self, shorter: "CaptionConfig") -> bool:
+        """Never: the cosine and scheduled-sampling schedules depend on the run's length."""
+        return False
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise DlabError(message)
+
+
+def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
+    """A validated caption config from plain data (one-line error naming the bad key)."""
+    data = dict(data or {})
+    data.pop("task", None)
+    cfg = from_dict(CaptionConfig, data)
+    d, m, o, t = cfg.data, cfg.model, cfg.optim, cfg.train
+    for key in ("synth_train", "synth_test", "synth_compositional", "max_words", "frame_stride"):
+        _check(getattr(d, key) >= 1, f"data.{key} = {getattr(d, key)}; expected >= 1")
+    _check(d.frame_stride <= 80, f"data.frame_stride = {d.frame_stride}; expected 1..80")
+    _check(d.min_count >= 1, f"data.min_count = {d.min_count}; expected >= 1")
+    _check(0 <= d.synth_two_digit_fraction <= 1,
+           f"data.synth_two_digit_fraction = {d.synth_two_digit_fraction}; expected 0..1")
+    _check(d.val_split in ("testing", "compositional"),
+           f"data.val_split = {d.val_split!r}; expected 'testing' or 'compositional'")
+    _check(m.cell in ("gru", "lstm"), f"model.cell = {m.cell!r}; expected 'gru' or 'lstm'")
+    _check(m.hidden >= 1 and m.embed >= 1, "model.hidden and model.embed must be >= 1")
+    _check(0 <= m.dropout < 1, f"model.dropout = {m.dropout}; expected 0 <= p < 1")
+    _check(o.lr > 0, f"optim.lr = {o.lr}; expected > 0")
+    _check(o.schedule in ("constant", "cosine"),
+           f"optim.schedule = {o.schedule!r}; expected 'constant' or 'cosine'")
+    _check(t.epochs >= 1 and t.batch_size >= 1 and t.captions_per_video >= 1,
+           "train.epochs, train.batch_size and train.captions_per_video must be >= 1")
+    _check(t.ss_schedule in ("none", "linear", "inverse_sigmoid"),
+           f"train.ss_schedule = {t.ss_schedule!r}; expected 'none', 'linear' or "
+           "'inverse_sigmoid'")
+    _check(0 <= t.ss_max <= 1, f"train.ss_max = {t.ss_max}; expected 0..1")
+    _check(t.ss_k > 0, f"train.ss_k = {t.ss_k}; expected > 0")
+    _check(t.decode in ("greedy", "beam"), f"train.decode = {t.decode!r}; expected 'greedy' or "
+           "'beam'")
+    _check(t.beam_width >= 1, f"train.beam_width = {t.beam_width}; expected >= 1")
+    _check(t.length_norm >= 0, f"train.length_norm = {t.length_norm}; expected >= 0")
+    return cfg
+
+
+def sampling_probability(t: CaptionTrainConfig, epoch: int) -> float:
+    """Scheduled sampling's probability in (0-based) `epoch` of `t.epochs`."""
+    import math
+
+    if t.ss_schedule == "none":
+        return 0.0
+    if t.ss_schedule == "linear":
+        return t.ss_max * epoch / max(t.epochs - 1, 1)
+    return t.ss_max * (1 - t.ss_k / (t.ss_k + math.exp(epoch / t.ss_k)))

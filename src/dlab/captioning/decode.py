@@ -1,0 +1,85 @@
+"""Greedy and beam-search decoding of an `S2VT` captioner (eval mode, no gradients).
+
+Beam search keeps `width` hypotheses per video; a hypothesis ends at `<EOS>` and is ranked by
+its total log-probability / (its length in tokens, `<EOS>` included) ** `length_norm`
+(0 = no normalization, 1 = the mean). Width 1 is greedy decoding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BOS, EOS = 1, 2
+
+
+@torch.no_grad()
+def greedy(model, feats: torch.Tensor, max_len: int) -> tuple[list[list[int]], list]:
+    """Ids per video (no `<BOS>`, up to and without `<EOS>`) and the attention weights per
+    video ((words, T) arrays, or None without attention)."""
+    enc, keys, state = model.encode(feats)
+    words = torch.full((len(feats),), BOS, dtype=torch.long, device=feats.device)
+    done = torch.zeros(len(feats), dtype=torch.bool, device=feats.device)
+    ids, atts = [], []
+    for _ in range(max_len + 1):
+        logits, state, weights = model.step(words, state, enc, keys)
+        words = logits.argmax(1)
+        ids.append(words)
+        atts.append(weights)
+        done |= words == EOS
+        if bool(done.all()):
+            break
+    ids_t = torch.stack(ids, 1).tolist()
+    out, att_out = [], []
+    for i, seq in enumerate(ids_t):
+        n = seq.index(EOS) if EOS in seq else len(seq)
+        out.append(seq[:n])
+        att_out.append(None if atts[0] is None else
+                       torch.stack([a[i] for a in atts[:n + 1]]).cpu().numpy())
+    return out, att_out
+
+
+@torch.no_grad()
+def beam_one(model, feats: torch.Tensor, width: int, max_len: int, length_norm: float
+             ) -> list[int]:
+    """The best hypothesis for one video's features (1, T, F)."""
+    enc, keys, state = model.encode(feats)
+    enc, keys = enc.expand(width, -1, -1), None if keys is None else keys.expand(width, -1, -1)
+    state = (state.expand(width, -1).contiguous() if not isinstance(state, tuple)
+             else tuple(s.expand(width, -1).contiguous() for s in state))
+    words = torch.full((width,), BOS, dtype=torch.long, device=feats.device)
+    scores = torch.full((width,), float("-inf"), device=feats.device)
+    scores[0] = 0.0
+    seqs: list[list[int]] = [[] for _ in range(width)]
+    finished: list[tuple[float, list[int]]] = []
+    for t in range(max_len + 1):
+        logits, state, _ = model.step(words, state, enc, keys)
+        total = scores[:, None] + torch.log_softmax(logits.float(), 1)
+        top, flat = total.view(-1).topk(min(2 * width, total.numel()))
+        vocab = logits.shape[1]
+        keep_beam, keep_word, keep_score = [], [], []
+        for value, index in zip(top.tolist(), flat.tolist()):
+            beam, word = divmod(index, vocab)
+            if value == float("-inf"):
+                break
+            if word == EOS or t == max_len:
+                finished.append((value / (len(seqs[beam]) + 1) ** length_norm, seqs[beam]))
+            elif len(keep_beam) < width:
+                keep_beam.append(beam), keep_word.append(word), keep_score.append(value)
+        if len(finished) >= width or not keep_beam:
+            break
+        while len(keep_beam) < width:  # pad with dead beams
+            keep_beam.append(keep_beam[0]), keep_word.append(keep_word[0])
+            keep_score.append(float("-inf"))
+        index = torch.tensor(keep_beam, device=feats.device)
+        state = state[index] if not isinstance(state, tuple) else tuple(s[index] for s in state)
+        seqs = [seqs[b] + [w] for b, w in zip(keep_beam, keep_word)]
+        words = torch.tensor(keep_word, device=feats.device)
+        scores = torch.tensor(keep_score, device=feats.device)
+    return max(finished, key=lambda f: f[0])[1] if finished else seqs[0]
+
+
+def beam(model, feats: torch.Tensor, width: int, max_len: int, length_norm: float
+         ) -> list[list[int]]:
+    """Beam-search ids per video of `feats` (B, T, F)."""
+    return [beam_one(model, feats[i:i + 1], width, max_len, length_norm)
+            for i in range(len(feats))]

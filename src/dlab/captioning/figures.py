@@ -1,0 +1,80 @@
+"""The caption run's figures: curves, attention heatmaps, example videos as frame strips with
+their references and generated captions. Each PNG's numbers go beside it as JSON.
+Numpy + matplotlib; must not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path, data: Any) -> Path:
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    path.with_suffix(".json").write_text(json.dumps(data))
+    return path
+
+
+def plot_caption_curves(rows: Sequence[dict], path: Path) -> Path:
+    """Training and validation loss, and validation CIDEr-D / BLEU-4 per epoch."""
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in ("loss", "val_loss"):
+        a.plot(epochs, [r.get(key) for r in rows], marker=".", label=key)
+    for key in ("cider_d", "bleu4", "bleu1_course", "named_right"):
+        if any(r.get(key) is not None for r in rows):
+            b.plot(epochs, [r.get(key) for r in rows], marker=".", label=key)
+    a.set_xlabel("epoch"), b.set_xlabel("epoch"), a.legend(), b.legend()
+    a.set_title("cross-entropy per caption"), b.set_title("validation (greedy)")
+    fig.tight_layout()
+    keys = ("epoch", "loss", "val_loss", "cider_d", "bleu4", "bleu1_course", "named_right")
+    return _save(fig, path, [{k: r.get(k) for k in keys} for r in rows])
+
+
+def plot_attention(weights: Sequence[np.ndarray], words: Sequence[list[str]],
+                   ids: Sequence[str], frame_stride: int, path: Path) -> Path:
+    """One heatmap per video: generated word (rows, then <EOS>) x encoder step (frames)."""
+    fig, axes = plt.subplots(1, len(weights), figsize=(4.2 * len(weights), 3.6), squeeze=False)
+    for ax, w, ws, vid in zip(axes[0], weights, words, ids):
+        ax.imshow(w, aspect="auto", cmap="viridis")
+        ax.set_yticks(range(len(w)), (ws + ["<EOS>"])[:len(w)], fontsize=7)
+        ax.set_xlabel(f"frame (x{frame_stride})")
+        ax.set_title(vid, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, {"ids": list(ids), "words": [list(w) for w in words],
+                             "weights": [np.asarray(w).round(4).tolist() for w in weights]})
+
+
+def plot_examples(frames_npz: Path, ids: Sequence[str], refs: Sequence[list[str]],
+                  greedy: Sequence[str], beam: Sequence[str], folder: Path,
+                  strip: int = 8) -> dict[str, Path]:
+    """`examples/<id>.png` per video: `strip` frames, three references, the greedy and beam
+    captions. Returns {tag: png}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    with np.load(frames_npz) as frames_of:
+        for i, vid in enumerate(ids):
+            frames = frames_of[vid]
+            picks = np.linspace(0, len(frames) - 1, strip).round().astype(int)
+            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 2.6))
+            for ax, t in zip(axes, picks):
+                ax.imshow(frames[t], cmap="gray", vmin=0, vmax=255)
+                ax.set_axis_off()
+                ax.set_title(f"t={t}", fontsize=7)
+            text = ("refs: " + " | ".join(refs[i][:3]) + f"\ngreedy: {greedy[i]}"
+                    + f"\nbeam: {beam[i]}")
+            fig.text(0.01, 0.02, text, fontsize=7, va="bottom")
+            fig.subplots_adjust(left=0.01, right=0.99, top=0.88, bottom=0.33, wspace=0.05)
+            name = vid.replace("/", "_")
+            out[f"example/{name}"] = _save(fig, folder / f"{name}.png", {
+                "id": vid, "frames": picks.tolist(), "references": refs[i],
+                "greedy": greedy[i], "beam": beam[i]})
+    return out

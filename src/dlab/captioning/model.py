@@ -1,0 +1,81 @@
+"""The S2VT-style captioner: frame features -> dropout -> linear projection -> encoder RNN;
+a decoder RNN with additive (Bahdanau) attention over the encoder outputs, started from the
+encoder's final state. Shapes: features (B, T, F), captions (B, L) of ids, logits (B, L, V).
+
+Scheduled sampling: at each decoder step after the first, each caption independently feeds
+its own previous argmax word instead of the reference word with probability `sample_prob`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dlab.captioning.config import CaptionModelConfig
+
+
+class S2VT(nn.Module):
+    def __init__(self, vocab_size: int, feat_dim: int, cfg: CaptionModelConfig):
+        super().__init__()
+        h = cfg.hidden
+        self.cell_kind, self.attention = cfg.cell, cfg.attention
+        self.proj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(feat_dim, h), nn.ReLU())
+        rnn = nn.GRU if cfg.cell == "gru" else nn.LSTM
+        cell = nn.GRUCell if cfg.cell == "gru" else nn.LSTMCell
+        self.encoder = rnn(h, h, batch_first=True)
+        self.embed = nn.Embedding(vocab_size, cfg.embed)
+        ctx = h if cfg.attention else 0
+        self.decoder = cell(cfg.embed + ctx, h)
+        if cfg.attention:
+            self.att_enc = nn.Linear(h, h, bias=False)
+            self.att_dec = nn.Linear(h, h)
+            self.att_v = nn.Linear(h, 1, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(h + ctx, vocab_size)
+
+    def encode(self, feats: torch.Tensor):
+        """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state)."""
+        enc, last = self.encoder(self.proj(feats))
+        state = last[0] if self.cell_kind == "gru" else (last[0][0], last[1][0])
+        keys = self.att_enc(enc) if self.attention else None
+        return enc, keys, state
+
+    def step(self, words: torch.Tensor, state, enc: torch.Tensor, keys):
+        """One decoder step: (logits (B, V), new state, attention weights (B, T) or None)."""
+        h = state if self.cell_kind == "gru" else state[0]
+        x = self.embed(words)
+        weights = ctx = None
+        if self.attention:
+            scores = self.att_v(torch.tanh(keys + self.att_dec(h)[:, None])).squeeze(2)
+            weights = torch.softmax(scores, 1)
+            ctx = torch.bmm(weights[:, None], enc).squeeze(1)
+            x = torch.cat([x, ctx], 1)
+        state = self.decoder(x, state)
+        h = state if self.cell_kind == "gru" else state[0]
+        out = self.drop(h) if ctx is None else torch.cat([self.drop(h), ctx], 1)
+        return self.out(out), state, weights
+
+    def forward(self, feats: torch.Tensor, inputs: torch.Tensor, sample_prob: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, L, V) for decoder inputs (B, L) (`<BOS>` first)."""
+        enc, keys, state = self.encode(feats)
+        logits, words = [], inputs[:, 0]
+        for t in range(inputs.shape[1]):
+            if t > 0:
+                words = inputs[:, t]
+                if sample_prob > 0:
+                    own = logits[-1].detach().argmax(1)
+                    pick = torch.rand(len(words), generator=generator,
+                                      device=words.device) < sample_prob
+                    words = torch.where(pick & (words != 0), own, words)
+            out, state, _ = self.step(words, state, enc, keys)
+            logits.append(out)
+        return torch.stack(logits, 1)
+
+
+def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-caption mean cross-entropy over the non-`<PAD>` targets: (B,)."""
+    nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none", ignore_index=0)
+    mask = (targets != 0).float()
+    return (nll * mask).sum(1) / mask.sum(1).clamp(min=1)

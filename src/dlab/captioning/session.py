@@ -1,0 +1,277 @@
+"""Task "caption"'s session: what the shared trainer (`dlab.torch_engine.trainer`) drives.
+
+Data: every training video's features (every `frame_stride`-th frame, float32) and all its
+reference captions as ids stay in memory; an epoch is `captions_per_video` (video, random
+reference) pairs per video in a random order (both drawn from the session's generator). A step
+is one Adam update of the per-caption mean cross-entropy under scheduled sampling. Each epoch
+evaluates greedy captions of the validation split (`data.val_split`): CIDEr-D (the primary
+metric), corpus BLEU-4, the course BLEU@1, the "named right" rate on synthetic sets, and the
+validation loss. The final evaluation adds beam search, the compositional split and the best
+constant caption (found from the training captions only), and writes the predictions in the
+course format (`predictions_<split>_<decoder>.txt`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from dlab.captioning import decode, scores
+from dlab.captioning.config import CaptionConfig, sampling_probability
+from dlab.captioning.course import FEATURE_DIM, CaptionSplit, load_features, read_split
+from dlab.captioning.dataset import dataset_root
+from dlab.captioning.model import S2VT, caption_loss
+from dlab.captioning.parse import named_right_rate
+from dlab.captioning.synth import read_info
+from dlab.captioning.text import Vocabulary
+from dlab.errors import DlabError
+from dlab.tasks.base import OpenContext
+from dlab.torch_engine import checkpoint as ckpt
+
+MAIN = ckpt.MAIN
+
+
+class _Split:
+    """One split on the device: features, padded caption ids (all references) and owners."""
+
+    def __init__(self, split: CaptionSplit, vocab: Vocabulary, cfg: CaptionConfig, device):
+        self.split = split
+        self.feats = torch.from_numpy(load_features(split.feature_dir, split.ids,
+                                                    cfg.data.frame_stride)).to(device)
+        encoded = [vocab.encode(c, cfg.data.max_words) for caps in split.captions for c in caps]
+        width = max(len(e) for e in encoded)
+        self.caps = torch.zeros((len(encoded), width), dtype=torch.long)
+        for i, e in enumerate(encoded):
+            self.caps[i, :len(e)] = torch.tensor(e)
+        self.caps = self.caps.to(device)
+        counts = torch.tensor([len(c) for c in split.captions])
+        self.first = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]]).to(device)
+        self.counts = counts.to(device)
+        self.owner = torch.repeat_interleave(torch.arange(len(split)), counts).to(device)
+
+
+class CaptionSession:
+    loss_keys = ("loss",)
+    eval_keys = ("val_loss", "cider_d", "bleu4", "bleu1_course", "named_right", "distinct")
+
+    def __init__(self, cfg: CaptionConfig, ctx: OpenContext):
+        self.cfg, self.device, self.run_dir = cfg, ctx.device, Path(ctx.run_dir)
+        self.root = dataset_root(cfg.data, ctx.data_dir)
+        self.info_json = read_info(self.root)
+        train = read_split(self.root, "training")
+        self.vocab = Vocabulary.build([c for caps in train.captions for c in caps],
+                                      cfg.data.min_count)
+        self.train = _Split(train, self.vocab, cfg, self.device)
+        self.val = _Split(read_split(self.root, cfg.data.val_split), self.vocab, cfg, self.device)
+        other = "compositional" if cfg.data.val_split == "testing" else "testing"
+        self.other = (_Split(read_split(self.root, other), self.vocab, cfg, self.device)
+                      if (self.root / f"{other}_label.json").is_file() else None)
+        self.model = S2VT(len(self.vocab), FEATURE_DIM, cfg.model).to(self.device)
+        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
+                               weight_decay=cfg.optim.weight_decay)
+        pairs = len(train) * cfg.train.captions_per_video
+        self.steps_per_epoch = math.ceil(pairs / cfg.train.batch_size)
+        total = self.steps_per_epoch * cfg.train.epochs
+        # a scheduler always (the trainer checkpoints the dict); "constant" multiplies by 1
+        lam = _Cosine(total) if cfg.optim.schedule == "cosine" else _Constant()
+        self.models = {MAIN: self.model}
+        self.optimizers = {MAIN: opt}
+        self.schedulers = {MAIN: torch.optim.lr_scheduler.LambdaLR(opt, lam)}
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.steps_done = 0
+        self.train_refs = [(v, list(c)) for v, c in zip(train.ids, train.captions)]
+        self.last_greedy: dict[str, Any] = {}
+
+    # the loop ------------------------------------------------------------------------------
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        s, k = self.train, self.cfg.train.captions_per_video
+        videos = torch.arange(len(s.split), device=self.device).repeat(k)
+        pick = (torch.rand(len(videos), generator=self.generator, device=self.device)
+                * s.counts[videos]).long()
+        order = torch.randperm(len(videos), generator=self.generator, device=self.device)
+        videos, caps = videos[order], (s.first[videos] + pick)[order]
+        bs = self.cfg.train.batch_size
+        for i in range(0, len(videos), bs):
+            yield videos[i:i + bs], caps[i:i + bs]
+
+    def sample_prob(self) -> float:
+        return sampling_probability(self.cfg.train, self.steps_done // self.steps_per_epoch)
+
+    def step(self, batch) -> dict[str, Any]:
+        videos, caps = batch
+        ids = self.train.caps[caps]
+        p = self.sample_prob()
+        logits = self.model(self.train.feats[videos], ids[:, :-1], p, self.generator)
+        loss = caption_loss(logits, ids[:, 1:]).sum()
+        opt = self.optimizers[MAIN]
+        opt.zero_grad(set_to_none=True)
+        (loss / len(videos)).backward()
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        opt.step()
+        self.steps_done += 1
+        n = len(videos)
+        return {"n": n, "loss": loss.detach(),
+                "sample_prob": torch.tensor(p * n, device=self.device)}
+
+    @torch.no_grad()
+    def _val_loss(self, s: _Split) -> float:
+        total = 0.0
+        for i in range(0, len(s.caps), 256):
+            ids = s.caps[i:i + 256]
+            logits = self.model(s.feats[s.owner[i:i + 256]], ids[:, :-1])
+            total += float(caption_loss(logits, ids[:, 1:]).sum())
+        return total / len(s.caps)
+
+    def captions(self, s: _Split, method: str) -> tuple[list[str], list]:
+        """Captions of split `s` by `method` ("greedy" / "beam"), and the greedy attention."""
+        self.model.eval()
+        max_len, atts = self.cfg.data.max_words, []
+        out: list[list[int]] = []
+        for i in range(0, len(s.feats), 64):
+            feats = s.feats[i:i + 64]
+            if method == "greedy":
+                ids, att = decode.greedy(self.model, feats, max_len)
+                atts += att
+            else:
+                t = self.cfg.train
+                ids = decode.beam(self.model, feats, t.beam_width, max_len, t.length_norm)
+            out += ids
+        return [self.vocab.decode(x) for x in out], atts
+
+    def metrics(self, s: _Split, caps: list[str]) -> dict[str, float | None]:
+        labels = [(v, list(c)) for v, c in zip(s.split.ids, s.split.captions)]
+        refs = [c for _, c in labels]
+        truth = None
+        if self.info_json is not None:
+            truth = [self.info_json["truth"][v] for v in s.split.ids]
+        return {"cider_d": scores.cider_d(caps, refs)[0],
+                "bleu4": scores.corpus_bleu(caps, refs)[3],
+                "bleu1_course": scores.course_bleu1(dict(zip(s.split.ids, caps)), labels),
+                "named_right": None if truth is None else named_right_rate(caps, truth),
+                "distinct": float(len(set(caps)))}
+
+    def evaluate(self) -> dict[str, float | None]:
+        self.model.eval()
+        caps, atts = self.captions(self.val, "greedy")
+        self.last_greedy = {"captions": caps, "attention": atts}
+        out = {"val_loss": self._val_loss(self.val), **self.metrics(self.val, caps)}
+        self.model.train()
+        return out
+
+    def final_evaluate(self) -> dict[str, float | None]:
+        out: dict[str, Any] = {}
+        self.final_captions: dict[tuple[str, str], list[str]] = {}
+        for split, tag in ((self.val, ""), (self.other, "other_")):
+            if split is None:
+                continue
+            for method in ("greedy", "beam"):
+                caps, atts = self.captions(split, method)
+                self.final_captions[(split.split.name, method)] = caps
+                if split is self.val and method == "greedy":
+                    self.last_greedy = {"captions": caps, "attention": atts}
+                m = self.metrics(split, caps)
+                out.update({f"{tag}{method}_{k}": v for k, v in m.items()})
+                if method == self.cfg.train.decode:
+                    out.update({f"{tag}{k}": v for k, v in m.items()})
+                _write_predictions(self.run_dir / f"predictions_{split.split.name}_{method}.txt",
+                                   split.split.ids, caps)
+        out["val_loss"] = self._val_loss(self.val)
+        val_labels = [(v, list(c)) for v, c in zip(self.val.split.ids, self.val.split.captions)]
+        refs = [c for _, c in val_labels]
+        b = scores.best_constant_bleu1(self.train_refs)
+        c = scores.best_constant_cider(self.train_refs, [b])
+        self.constants = {"bleu1": b, "cider": c}
+        out["const_bleu1_course"] = scores.course_bleu1({v: b for v, _ in val_labels}, val_labels)
+        out["const_cider_d"] = scores.cider_d([c] * len(refs), refs)[0]
+        self.model.train()
+        return out
+
+    def lr(self) -> float:
+        return self.optimizers[MAIN].param_groups[0]["lr"]
+
+    # checkpoints ---------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {"vocab": list(self.vocab.words), "feature_dim": FEATURE_DIM,
+                "frame_stride": self.cfg.data.frame_stride}
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {"steps_done": torch.tensor([self.steps_done], dtype=torch.int64)}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        if "steps_done" in tensors:
+            self.steps_done = int(tensors["steps_done"][0])
+
+    def init_from(self, path: str) -> None:
+        meta, tensors = ckpt.read_checkpoint(path)
+        if meta.get("vocab") != list(self.vocab.words):
+            raise DlabError(f"train.init_from {path!r}: its vocabulary differs from this run's")
+        try:
+            self.model.load_state_dict(ckpt.model_state(tensors))
+        except RuntimeError:
+            raise DlabError(f"train.init_from {path!r}: its weights do not fit this model "
+                            "config") from None
+
+    def info(self) -> dict[str, Any]:
+        digits = (self.info_json or {}).get("digits")
+        return {"device": self.device.type, "dataset": str(self.root), "vocab": len(self.vocab),
+                "train_videos": len(self.train.split), "val_videos": len(self.val.split),
+                **({"digits": digits} if digits else {})}
+
+    # artifacts -----------------------------------------------------------------------------
+    def first_images(self) -> None:
+        return None
+
+    def epoch_end(self, epoch: int, tb: Any) -> None:
+        pass
+
+    def figures(self, run_dir: Path, rows: list[dict[str, Any]], tb: Any, epoch: int) -> None:
+        from dlab.captioning import figures
+
+        pngs = {"curves": figures.plot_caption_curves(rows, run_dir / "curves.png")}
+        caps = self.last_greedy.get("captions") or []
+        atts = self.last_greedy.get("attention") or []
+        n = min(self.cfg.train.examples, len(caps))
+        vocab_words = [c.split() for c in caps[:n]]
+        if atts and atts[0] is not None:
+            pngs["attention"] = figures.plot_attention(
+                [atts[i] for i in range(min(n, 4))], vocab_words[:4],
+                list(self.val.split.ids[:4]), self.cfg.data.frame_stride,
+                run_dir / "attention.png")
+        finals = getattr(self, "final_captions", {})
+        frames_path = self.val.split.feature_dir.parent / "frames.npz"
+        if n and frames_path.is_file():
+            beam = finals.get((self.val.split.name, "beam"), [""] * n)
+            pngs.update(figures.plot_examples(
+                frames_path, list(self.val.split.ids[:n]),
+                [list(c) for c in self.val.split.captions[:n]], caps[:n], beam[:n],
+                run_dir / "examples"))
+        for tag, png in pngs.items():
+            tb.figure_png(tag, png, epoch)
+
+
+class _Cosine:
+    """lr factor: cosine from 1 to 0.05 over `total` steps (a callable object, so LambdaLR
+    keeps it out of its state dict)."""
+
+    def __init__(self, total: int):
+        self.total = max(total, 1)
+
+    def __call__(self, step: int) -> float:
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
+
+
+class _Constant:
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
+def _write_predictions(path: Path, ids, captions: list[str]) -> None:
+    from dlab.io import atomic_write_bytes
+
+    text = "".join(f"{v},{c}\n" for v, c in zip(ids, captions))
+    atomic_write_bytes(path, text.encode("utf-8"))
