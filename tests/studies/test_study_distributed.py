@@ -76,19 +76,16 @@ def _has_user(name: str) -> bool:
         return False
 
 
-def _running_trials(url: str, name: str) -> list:
-    import optuna
+def _queue_rows(url: str, name: str) -> list[dict]:
+    from dlab.studies.queue import Queue
 
-    from dlab.studies.distributed import with_driver
-
-    study = optuna.load_study(study_name=f"dlab-study:{name}", storage=with_driver(url))
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return Queue(url, f"dlab-study:{name}").rows()
 
 
 @pytest.mark.slow  # ~60 s on a quiet 2-core box (3 worker processes), ~3 min when shared
 def test_three_workers_train_each_variant_once_and_retry_a_killed_one(
         tmp_path, data_dir, postgres_url, make_tiny_study):
-    from dlab.studies.distributed import enqueue_plan, trial_counts
+    from dlab.studies.distributed import enqueue_plan
 
     labels = [f"v{i}" for i in range(12)]
     study_file = make_tiny_study(tmp_path / "dist.toml", "dist", labels, epochs=4)
@@ -107,9 +104,11 @@ def test_three_workers_train_each_variant_once_and_retry_a_killed_one(
     by_key = plan.by_key()
     while victim is None:  # kill a worker once it has trained >= 1 epoch of an unfinished run
         assert time.monotonic() < deadline, "no worker got to kill"
-        for t in _running_trials(postgres_url, "dist"):
-            pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
-            item = by_key[t.user_attrs["key"]]
+        for row in _queue_rows(postgres_url, "dist"):
+            if row["state"] != "running":
+                continue
+            pid = int(row["worker"].rsplit(":", 1)[1])
+            item = by_key[row["key"]]
             if pid in pids and read_result(item.run_dir) is None and \
                     len(read_jsonl(item.run_dir / "metrics.jsonl")) >= 1:
                 victim, killed_key = pids[pid], item.key
@@ -121,12 +120,12 @@ def test_three_workers_train_each_variant_once_and_retry_a_killed_one(
         if w is not victim:
             out, _ = w.communicate(timeout=400)
             assert w.returncode == 0, out
-    counts = trial_counts(plan, postgres_url)
-    assert set(counts) == {r.key for r in plan.runs}
-    for key, states in counts.items():
-        assert states.get("COMPLETE") == 1, (key, states)  # trained exactly once
-        assert states.get("WAITING", 0) == states.get("RUNNING", 0) == 0
-    assert counts[killed_key].get("FAIL") == 1  # the killed attempt, retried once
+    rows = {r["key"]: r for r in _queue_rows(postgres_url, "dist")}
+    assert set(rows) == {r.key for r in plan.runs}
+    for key, row in rows.items():
+        assert row["state"] == "done" and row["status"] == "finished", row
+    assert rows[killed_key]["lost"] == 1 and rows[killed_key]["starts"] == 2  # retried once
+    assert sum(r["starts"] for r in rows.values()) == 13  # no other item started twice
     for item in plan.runs:
         assert read_result(item.run_dir)["status"] == "finished"
         epochs = [row["epoch"] for row in read_jsonl(item.run_dir / "metrics.jsonl")]
