@@ -91,7 +91,8 @@ class _Trainer:
             module.load_state_dict(ckpt.model_state(tensors, key))
         for key, opt in self.s.optimizers.items():
             opt.load_state_dict(ckpt.optimizer_state(meta, tensors, key))
-        schedulers = meta.get("schedulers") or {ckpt.MAIN: meta["scheduler"]}  # 0.1: one
+        # dlab 0.1 wrote one "scheduler"; a session without schedulers saves an empty dict
+        schedulers = meta["schedulers"] if "schedulers" in meta else {ckpt.MAIN: meta["scheduler"]}
         for key, sched in self.s.schedulers.items():
             sched.load_state_dict(schedulers[key])
         rng = ckpt.extra_tensors(tensors)
