@@ -60,7 +60,7 @@ def test_tune_trials_are_runs_and_the_study_resumes(tmp_path, data_dir):
     results = [json.loads(p.read_text()) for p in root.glob("*/result.json")]
     assert 1 <= len(results) <= 2  # a repeated config reuses its run
     finished = [r for r in results if r["status"] == "finished"]
-    assert out["best_value"] == max(r["best_val_acc"] for r in finished)
+    assert out["best_value"] == max(r["best"]["val_acc"] for r in finished)
     cfg = json.loads((root / out["best_run_dir"].rsplit("/", 1)[1] / "config.json").read_text())
     assert cfg["optim"]["lr"] == pytest.approx(out["best_params"]["optim.lr"])
     again = run_tune(spec, tmp_path / "runs", trials=1, data_dir=data_dir, device="cpu",
