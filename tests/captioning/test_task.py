@@ -1,0 +1,105 @@
+"""Task "caption" end to end on a tiny synthetic set: config validation, training through the
+shared trainer (resume included), predict and score through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dlab.captioning.synth import SynthSpec, generate
+from dlab.cli import main
+from dlab.errors import DlabError
+from dlab.tasks import get_task
+
+TINY = {"model": {"hidden": 24, "embed": 12}, "train": {"epochs": 2, "batch_size": 16,
+                                                        "captions_per_video": 2, "examples": 2}}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return generate(SynthSpec(train=16, test=4, compositional=4, seed=2),
+                    tmp_path_factory.mktemp("cap") / "set")
+
+
+def _cfg(root, **train):
+    data = json.loads(json.dumps(TINY))
+    data["data"] = {"root": str(root), "frame_stride": 8}
+    data["train"].update(train)
+    return get_task("caption").resolve(data)
+
+
+def test_config_errors_name_the_key():
+    task = get_task("caption")
+    with pytest.raises(DlabError, match="train.ss_schedule"):
+        task.resolve({"train": {"ss_schedule": "sometimes"}})
+    with pytest.raises(DlabError, match="unknown config key 'model.layers'"):
+        task.resolve({"model": {"layers": 2}})
+    assert task.resolve({"task": "caption"}).hash() == task.resolve({}).hash()
+
+
+def test_train_resume_predict_and_score(tiny_root, tmp_path, capsys):
+    from dlab.torch_engine.trainer import fit
+
+    task = get_task("caption")
+    cfg = _cfg(tiny_root, epochs=2)
+    # a 2-epoch run killed after epoch 1: resume it from its last checkpoint
+    run = tmp_path / "r2"
+    with pytest.raises(KeyboardInterrupt):
+        fit(task, cfg, run, progress=False, callbacks=[_StopAfter(1)])
+    assert not (run / "result.json").exists()
+    resumed = fit(task, cfg, run, progress=False)
+    straight = fit(task, cfg, tmp_path / "r3", progress=False)
+    assert resumed["final"]["loss"] == pytest.approx(straight["final"]["loss"], rel=1e-6)
+    assert resumed["final"]["cider_d"] == pytest.approx(straight["final"]["cider_d"])
+    for key in ("greedy_cider_d", "beam_cider_d", "other_cider_d", "const_cider_d",
+                "const_bleu1_course"):
+        assert resumed["final"][key] is not None
+    assert (run / "attention.png").is_file() and list((run / "examples").glob("*.png"))
+    assert get_task("caption").report_section(run).count("|") > 20
+
+    out = tmp_path / "out.txt"
+    assert main(["caption", "predict", str(run), str(tiny_root / "testing_data"), str(out),
+                 "--decode", "greedy"]) == 0
+    lines = out.read_text().splitlines()
+    ids = (tiny_root / "testing_data" / "id.txt").read_text().split()
+    assert [line.split(",", 1)[0] for line in lines] == ids
+    capsys.readouterr()
+    assert main(["caption", "score", str(out), "--labels",
+                 str(tiny_root / "testing_label.json")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("BLEU@1 (course): 0.") and len(printed[0].split(".")[-1]) >= 6
+    assert any(p.startswith("CIDEr-D: ") for p in printed)
+    assert any("constant caption" in p for p in printed)
+    assert any(p.startswith("distinct captions: ") for p in printed)
+
+
+def test_score_with_foreign_ids_is_a_one_line_error(tiny_root, tmp_path, capsys):
+    out = tmp_path / "foreign.txt"
+    out.write_text("nope.avi,a digit\n")
+    assert main(["caption", "score", str(out), "--labels",
+                 str(tiny_root / "testing_label.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no id of the prediction file" in err[0]
+
+
+class _StopAfter:
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_fit_start(self, run):
+        pass
+
+    def on_epoch_end(self, run, row):
+        if row["epoch"] >= self.epochs:
+            raise KeyboardInterrupt
+
+    def on_fit_end(self, run, result):
+        pass
+
+
+def test_synth_cli_writes_the_layout(tmp_path, capsys):
+    assert main(["caption", "synth", str(tmp_path / "s"), "--train", "3", "--test", "2",
+                 "--compositional", "2", "--quiet"]) == 0
+    assert (tmp_path / "s" / "testing_data" / "id.txt").read_text().count("\n") == 2
+    assert main(["caption", "synth", str(tmp_path / "s"), "--quiet"]) == 2
