@@ -130,6 +130,7 @@ def test_a_compiler_writing_junk_falls_back_with_one_line_and_keeps_nothing(tmp_
     assert len(err) == 1 and "could not build the conv+pool+relu kernel" in err[0], err
     assert not info["enabled"] and info["reason"].startswith("failed build: ")
     assert info["fused"] == 0 and info["diff"] == 0.0 and info["so_sha256"] == ""
+    assert info["compiler"].endswith("junk-cc") and info["compiler_version"]  # cc's, via junk-cc
     assert not list((cache_root() / "kernels").glob("*.so*"))
     _built()  # the next run with a working compiler builds it
 

@@ -310,7 +310,7 @@ int cpr_backward(const float *x, const float *w, const float *g, const float *ou
             memcpy(sum + rows * K, dbc, sizeof(float) * O);
         }
         /* the chunks' sums into chunk 0's, in chunk order for every element: a fixed order */
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(static) nowait
         for (size_t e0 = 0; e0 < sums; e0 += 256) {
             const size_t e1 = e0 + 256 < sums ? e0 + 256 : sums;
             for (int ch = 1; ch < chunks; ch++) {

@@ -170,6 +170,7 @@ def _load() -> _Kernel:
         print("dlab: no C compiler found; conv+pool+relu layers run as PyTorch ops (slower)",
               file=sys.stderr)
         return _Kernel(None, f"no compiler: {name!r} not found")
+    version = ""
     try:
         version = _compiler_version(compiler)
         # -march=native: a library built on one CPU may not run on another sharing this home
@@ -182,12 +183,17 @@ def _load() -> _Kernel:
         sha = _sha256(target)
     except (OSError, subprocess.SubprocessError, _BuildError) as exc:
         detail = getattr(exc, "stderr", None) or exc
-        return _fallback(str(detail).strip()[:200], compiler=compiler)
+        return _fallback(str(detail).strip()[:200], compiler=compiler,
+                         compiler_version=_first_line(version))
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     lib.cpr_forward.argtypes = [ptr] * 5 + [i32] * 7
     lib.cpr_backward.argtypes = [ptr] * 8 + [i32] * 7
     lib.cpr_forward.restype = lib.cpr_backward.restype = lib.cpr_isa.restype = i32
-    return _Kernel(lib, "", compiler, version.strip().splitlines()[0] if version else "", sha)
+    return _Kernel(lib, "", compiler, _first_line(version), sha)
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
 
 
 def library() -> ctypes.CDLL | None:
