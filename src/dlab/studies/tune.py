@@ -189,11 +189,14 @@ def open_storage(url: str, heartbeat_s: int = 10, grace_s: int = 30):
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=heartbeat_s,
-                                          grace_period=grace_s)
-    except Exception as exc:  # sqlalchemy/driver errors: one line naming the URL
-        raise storage_error(url, exc) from None
+    for attempt in range(3):  # two processes creating optuna's tables at once: look again
+        try:
+            return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=heartbeat_s,
+                                              grace_period=grace_s)
+        except Exception as exc:  # sqlalchemy/driver errors: one line naming the URL
+            if attempt == 2 or "already exists" not in str(exc):
+                raise storage_error(url, exc) from None
+            time.sleep(0.5)
 
 
 def run_tune(spec: TuneSpec, runs_root: Path, *, trials: int | None = None,
