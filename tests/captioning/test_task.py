@@ -103,3 +103,37 @@ def test_synth_cli_writes_the_layout(tmp_path, capsys):
                  "--compositional", "2", "--quiet"]) == 0
     assert (tmp_path / "s" / "testing_data" / "id.txt").read_text().count("\n") == 2
     assert main(["caption", "synth", str(tmp_path / "s"), "--quiet"]) == 2
+
+
+def test_beam_of_width_one_is_greedy_and_wider_beams_score_no_worse():
+    import torch
+
+    from dlab.captioning import decode
+    from dlab.captioning.config import CaptionModelConfig
+    from dlab.captioning.model import S2VT
+
+    torch.manual_seed(0)
+    model = S2VT(12, 8, CaptionModelConfig(hidden=16, embed=8, dropout=0.0)).eval()
+    feats = torch.rand(6, 5, 8) * 3
+    greedy, _ = decode.greedy(model, feats, 7)
+    assert decode.beam(model, feats, 1, 7, 0.0) == greedy
+
+    def logp(f, seq):
+        out = model(f[None], torch.tensor([[1] + seq]))
+        lp = torch.log_softmax(out[0], 1)
+        return float(sum(lp[i, w] for i, w in enumerate(seq + [2])))
+
+    for i in range(6):
+        wide = decode.beam(model, feats, 4, 7, 0.0)[i]
+        if len(wide) < 7 and len(greedy[i]) < 7:
+            assert logp(feats[i], wide) >= logp(feats[i], greedy[i]) - 1e-5
+
+
+def test_study_file_validates():
+    from dlab.studies.spec import load_study
+    from pathlib import Path
+
+    import dlab
+
+    study = load_study(Path(dlab.__file__).parent / "studies" / "builtin" / "clemson-hw2.toml")
+    assert [q.key for q in study.questions] == ["captioner", "attention", "sampling"]

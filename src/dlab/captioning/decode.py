@@ -14,7 +14,7 @@ BOS, EOS = 1, 2
 
 @torch.no_grad()
 def greedy(model, feats: torch.Tensor, max_len: int) -> tuple[list[list[int]], list]:
-    """Ids per video (no `<BOS>`, up to and without `<EOS>`) and the attention weights per
+    """Ids per video (no `<BOS>`, up to and without `<EOS>`, at most `max_len`) and the attention weights per
     video ((words, T) arrays, or None without attention)."""
     enc, keys, state = model.encode(feats)
     words = torch.full((len(feats),), BOS, dtype=torch.long, device=feats.device)
@@ -31,7 +31,7 @@ def greedy(model, feats: torch.Tensor, max_len: int) -> tuple[list[list[int]], l
     ids_t = torch.stack(ids, 1).tolist()
     out, att_out = [], []
     for i, seq in enumerate(ids_t):
-        n = seq.index(EOS) if EOS in seq else len(seq)
+        n = min(seq.index(EOS) if EOS in seq else len(seq), max_len)
         out.append(seq[:n])
         att_out.append(None if atts[0] is None else
                        torch.stack([a[i] for a in atts[:n + 1]]).cpu().numpy())
@@ -57,13 +57,15 @@ def beam_one(model, feats: torch.Tensor, width: int, max_len: int, length_norm: 
         top, flat = total.view(-1).topk(min(2 * width, total.numel()))
         vocab = logits.shape[1]
         keep_beam, keep_word, keep_score = [], [], []
+        # candidates in score order until `width` live ones: an <EOS> ranked among them ends
+        # a hypothesis (so width 1 is exactly greedy decoding)
         for value, index in zip(top.tolist(), flat.tolist()):
             beam, word = divmod(index, vocab)
-            if value == float("-inf"):
+            if value == float("-inf") or len(keep_beam) == width:
                 break
             if word == EOS or t == max_len:
                 finished.append((value / (len(seqs[beam]) + 1) ** length_norm, seqs[beam]))
-            elif len(keep_beam) < width:
+            else:
                 keep_beam.append(beam), keep_word.append(word), keep_score.append(value)
         if len(finished) >= width or not keep_beam:
             break
