@@ -98,7 +98,7 @@ class GanEvalConfig:
     n_epoch: int = 2000  # generated samples of each epoch's evaluation (0: no per-epoch metric)
     kid_subsets: int = 100
     kid_subset_size: int = 1000
-    extractor_epochs: int = 3  # the feature classifier's training (trained once, cached)
+    extractor_epochs: int = 2  # the feature classifier's training (trained once, cached)
     extractor_train_limit: int = 0  # train it on a subset (tests); 0 = the whole training set
     test_limit: int = 0  # compare with a class-balanced subset of the test set (0 = all 10,000)
     batch_size: int = 500  # generation / feature batch
