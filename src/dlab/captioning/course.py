@@ -41,8 +41,9 @@ class CaptionSplit:
         return {vid: list(caps) for vid, caps in zip(self.ids, self.captions)}
 
 
-def read_labels(path: str | Path) -> list[tuple[str, list[str]]]:
-    """The (id, captions) entries of a course label file, in file order."""
+def read_labels(path: str | Path, unique: bool = True) -> list[tuple[str, list[str]]]:
+    """The (id, captions) entries of a course label file, in file order; a repeated id is an
+    error unless `unique` is False (the course scorer accepts repeats and scores each)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +62,7 @@ def read_labels(path: str | Path) -> list[tuple[str, list[str]]]:
         if not ok:
             raise DlabError(f"label file {str(path)!r}: entry {i} is not "
                             '{"caption": [str, ...], "id": str}')
-        if item["id"] in seen:
+        if unique and item["id"] in seen:
             raise DlabError(f"label file {str(path)!r}: id {item['id']!r} appears twice")
         seen.add(item["id"])
         out.append((item["id"], list(item["caption"])))

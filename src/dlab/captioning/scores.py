@@ -208,6 +208,11 @@ def score_predictions(predictions: Sequence[tuple[str, str]],
     a file with no id of the labels at all is an error."""
     pred = dict(predictions)  # a repeated id: the last line wins, as in the course script
     known = {vid for vid, _ in labels}
+    if not labels:
+        raise DlabError("the label file has no videos")
+    bare = next((vid for vid, refs in labels if not refs), None)
+    if bare is not None:
+        raise DlabError(f"video {bare!r} of the label file has no reference captions")
     notes = []
     if not known & set(pred):
         raise DlabError("no id of the prediction file is a video of the label file (e.g. "

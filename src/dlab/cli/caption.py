@@ -33,12 +33,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.resume) if args.resume else create_run_dir(
         runs_dir(args), f"{timestamp()}-caption-{cfg.hash()[:8]}")
     print(f"run directory: {run_dir}")
+    # the trainer's own progress line assumes classification metrics (acc, val_acc)
     result = fit(task, cfg, run_dir, data_dir=args.data_dir, device=args.device,
-                 progress=not args.quiet)
+                 progress=False, callbacks=() if args.quiet else (_EpochLine(cfg.train.epochs),))
     f = result["final"]
     print(f"{result['status']}: CIDEr-D {f.get('cider_d')}, BLEU-4 {f.get('bleu4')}, "
           f"course BLEU@1 {f.get('bleu1_course')} → {run_dir}")
     return 0 if result["status"] in ("finished", "pruned") else 1
+
+
+class _EpochLine:
+    """One line per epoch: loss, validation CIDEr-D, BLEU-4, course BLEU@1, named right."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_fit_start(self, run) -> None:
+        pass
+
+    def on_epoch_end(self, run, row) -> None:
+        def num(key):
+            v = row.get(key)
+            return "–" if v is None else f"{v:.4f}"
+
+        print(f"epoch {row['epoch']}/{self.epochs}  loss {num('loss')}  val_loss "
+              f"{num('val_loss')}  CIDEr-D {num('cider_d')}  BLEU-4 {num('bleu4')}  BLEU@1 "
+              f"{num('bleu1_course')}  named right {num('named_right')}  "
+              f"{row['time_s']:.1f}s", flush=True)
+
+    def on_fit_end(self, run, result) -> None:
+        pass
 
 
 def _ids_for(feature_dir: Path, ids: Path | None) -> tuple[Path, Path]:
@@ -68,7 +92,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from dlab.captioning.course import read_labels
     from dlab.captioning.scores import format_scores, read_predictions, score_predictions
 
-    labels = read_labels(args.labels)
+    labels = read_labels(args.labels, unique=False)
     train_path = args.train_labels or Path(args.labels).parent / "training_label.json"
     train = read_labels(train_path) if Path(train_path).is_file() else None
     result = score_predictions(read_predictions(args.predictions), labels, train)
