@@ -99,7 +99,7 @@ class GanEvalConfig:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     extractor_epochs: int = 2  # the feature classifier's training (trained once, cached)
-    extractor_train_limit: int = 0  # train it on a subset (tests); 0 = the whole training set
+    extractor_train_limit: int = 20000  # its training images (class-balanced; 0 = all)
     test_limit: int = 0  # compare with a class-balanced subset of the test set (0 = all 10,000)
     batch_size: int = 500  # generation / feature batch
 
