@@ -9,7 +9,9 @@ from dlab.errors import DlabError
 def test_defaults_are_the_assignment_defaults():
     cfg = resolve()
     assert cfg.data.dataset == "fashion-mnist" and cfg.data.validation == "test"
-    assert (cfg.data.mean, cfg.data.std) == ((0.1307,), (0.3081,))
+    assert (cfg.data.mean, cfg.data.std) == ((), ())  # each dataset's own statistics
+    assert cfg.data.stats() == ((0.2860,), (0.3530,))
+    assert resolve({"data": {"dataset": "cifar10"}}).data.stats()[0] == (0.4914, 0.4822, 0.4465)
     assert cfg.train.batch_size == 256 and cfg.train.eval_batch_size == 1000
     assert cfg.train.epochs == 10 and cfg.train.seed == 1
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum) == ("sgd", 0.01, 0.5)

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from dlab.errors import DlabError
+from dlab.models import ACTIVATIONS, models  # noqa: F401 (ACTIVATIONS: the names, re-exported)
+from dlab.models.cnn import CNNConfig  # noqa: F401 (re-exported: the built-in model configs)
+from dlab.models.mlp import MLPConfig  # noqa: F401
+from dlab.models.net import NetConfig
 
 # Library-default learning rates (PyTorch's), used when an optimizer is named without an lr, as
 # the assignment does for Adam and RMSprop. SGD has no library default in the assignment's sense;
@@ -41,8 +45,6 @@ SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
 # config repeats a shorter one step for step, so it can continue from the shorter run's end.
 LENGTH_FREE_SCHEDULES = ("constant", "step", "exponential")
 VALIDATION_MODES = ("test", "holdout")
-ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu", "elu")
-NET_REMOVABLE = ("", "fc2", "conv2")
 # test-time augmentation: the views averaged, as (dx, dy, mirrored) pixel shifts of the image
 TTA_VIEWS = {
     "none": ((0, 0, False),),
@@ -86,63 +88,17 @@ class DataConfig:
 
     def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The normalization (mean, std) applied: the configured one, else the dataset's own."""
-        if self.mean:
+        if self.mean and self.std:
             return self.mean, self.std
         from dlab.data.sources import get_spec
 
         spec = get_spec(self.dataset)
-        return spec.mean, spec.std
+        return self.mean or spec.mean, self.std or spec.std
 
 
-@dataclass(frozen=True)
-class NetConfig:
-    """The JHU assignment's default net and every knob its questions turn.
-
-    conv(1→10,k5) → maxpool2 → ReLU → conv(10→20,k5) → maxpool2 → ReLU → fc(320→50) → ReLU →
-    dropout → fc(50→10): 21,840 parameters at width 1.
-    """
-
-    name: str = "net"
-    width: float = 1.0  # multiplies conv channels and fc1 width: 0.5 → 5/10 & 25, 2 → 20/40 & 100
-    dropout: float = 0.5  # before fc2
-    bn_conv1: bool = False  # batch norm right after conv1
-    conv1_dropout: float = 0.0  # dropout right after conv1's batch norm (or after conv1)
-    bn_after_dropout: bool = False  # place conv1's batch norm after that dropout instead of before
-    extra_conv: bool = False  # one more conv layer (3x3, same padding) after conv2
-    remove: str = ""  # "" or the layer removed: "fc2" (fc1 maps to the classes) or "conv2"
-
-
-@dataclass(frozen=True)
-class CNNConfig:
-    """A VGG-style (or, with residual = true, ResNet-style) CNN in stages of 3x3 convs."""
-
-    name: str = "cnn"
-    channels: tuple[int, ...] = (32, 64, 128)  # one stage per entry, each ending in a 2x2 pool
-    convs_per_stage: int = 2
-    residual: bool = False  # wrap each stage's convs after the first in residual blocks
-    batch_norm: bool = True
-    activation: str = "relu"
-    pool: str = "max"  # "max" or "avg"
-    dropout: float = 0.0  # before the classifier
-    head: str = "pool"  # "pool": global pooling then fc; "flatten": flatten then fc
-    # pool right after the conv that precedes it, before its BN and activation (conv -> pool ->
-    # BN -> act, as in airbench): a quarter of the BN/activation work at full resolution
-    pool_first: bool = False
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """A multi-layer perceptron with any widths and activation."""
-
-    name: str = "mlp"
-    hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    dropout: float = 0.0  # after each hidden activation
-    batch_norm: bool = False
-
-
-ModelConfig = NetConfig | CNNConfig | MLPConfig
-MODEL_CONFIGS: dict[str, type] = {"net": NetConfig, "cnn": CNNConfig, "mlp": MLPConfig}
+# The architectures (config class + builder) live in `dlab.models`, one module each.
+ModelConfig = Any
+MODEL_CONFIGS: dict[str, type] = {name: spec.config_class for name, spec in models().items()}
 
 
 @dataclass(frozen=True)
@@ -206,7 +162,13 @@ class RunConfig:
     def legacy_hash(self) -> str:
         """The key dlab 0.1 gave this config (a digest of the whole resolved config), to find
         run directories written before `config_key` existed."""
+        return digest(self.legacy_dict())
+
+    def legacy_dict(self) -> dict[str, Any]:
+        """`to_dict()` as dlab 0.1 wrote it: without the fields added since (when at their
+        default), and with the normalization spelled out (0.1 had no "the dataset's own")."""
         data = self.to_dict()
+        data["data"]["mean"], data["data"]["std"] = self.data.stats()
         for dotted in FIELDS_ADDED_SINCE_0_1:
             parent, _, leaf = dotted.rpartition(".")
             node = data
@@ -214,7 +176,7 @@ class RunConfig:
                 node = node.get(part, {})
             if leaf in node and node[leaf] == _default_at(dotted):
                 del node[leaf]
-        return digest(data)
+        return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,9 +428,9 @@ def validate(cfg: RunConfig) -> None:
            "'test' (test set as validation) or 'holdout'")
     _check(d.val_size >= 1, f"data.val_size = {d.val_size}; expected >= 1")
     _check(d.train_limit >= 0 and d.val_limit >= 0, "data.train_limit/val_limit must be >= 0")
-    _check(len(d.mean) == len(d.std),
+    _check(not (d.mean and d.std) or len(d.mean) == len(d.std),
            f"data.mean {list(d.mean)} and data.std {list(d.std)} must have the same length "
-           "(both empty: the dataset's own statistics)")
+           "(empty: the dataset's own statistics)")
     _check(all(s > 0 for s in d.std), f"data.std = {d.std}; expected positive values")
     a = d.augment
     _check(a.crop_padding >= 0, f"data.augment.crop_padding = {a.crop_padding}; expected >= 0")
@@ -497,29 +459,7 @@ def validate(cfg: RunConfig) -> None:
 
 
 def _validate_model(m: ModelConfig) -> None:
-    dropouts = {"dropout": m.dropout}
-    if isinstance(m, NetConfig):
-        dropouts["conv1_dropout"] = m.conv1_dropout
-        _check(m.width > 0, f"model.width = {m.width}; expected > 0 (0.5, 1, 2 ...)")
-        _check(m.remove in NET_REMOVABLE, f"model.remove = {m.remove!r}; expected one of: "
-               + ", ".join(repr(r) for r in NET_REMOVABLE))
-        _check(not m.bn_after_dropout or m.bn_conv1,
-               "model.bn_after_dropout = true needs model.bn_conv1 = true")
-    elif isinstance(m, CNNConfig):
-        _check(len(m.channels) >= 1 and all(c >= 1 for c in m.channels),
-               f"model.channels = {m.channels}; expected positive channel counts")
-        _check(m.convs_per_stage >= 1, f"model.convs_per_stage = {m.convs_per_stage}; expected >= 1")
-        _check(m.activation in ACTIVATIONS, f"unknown activation {m.activation!r}; expected one of: "
-               + ", ".join(ACTIVATIONS))
-        _check(m.pool in ("max", "avg"), f"model.pool = {m.pool!r}; expected 'max' or 'avg'")
-        _check(m.head in ("pool", "flatten"), f"model.head = {m.head!r}; expected 'pool' or 'flatten'")
-    elif isinstance(m, MLPConfig):
-        _check(all(h >= 1 for h in m.hidden), f"model.hidden = {m.hidden}; expected widths >= 1")
-        _check(m.activation in ACTIVATIONS, f"unknown activation {m.activation!r}; expected one of: "
-               + ", ".join(ACTIVATIONS))
-    for key, p in dropouts.items():
-        _check(0.0 <= p <= 1.0, f"dropout = {p}; expected a value in [0, 1]"
-               if key == "dropout" else f"model.{key} = {p}; expected a value in [0, 1]")
+    m.validate()  # each architecture checks its own knobs (dlab.models)
 
 
 def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None

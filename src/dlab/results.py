@@ -83,6 +83,18 @@ def write_result(run_dir: str | Path, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def reopen(run_dir: str | Path) -> None:
+    """Remove a pruned run's result so that it continues from `checkpoints/last` (the caller
+    holds the run lock). Only pruned runs are reopened: a finished run's result is kept."""
+    result = read_result(run_dir)
+    if result is None:
+        return
+    if result["status"] != "pruned":
+        raise DlabError(f"run {str(run_dir)!r} is {result['status']}, not pruned: it is not "
+                        "reopened")
+    (Path(run_dir) / RESULT).unlink()
+
+
 def read_result(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's result in schema 2 (older files upgraded), None when there is none yet; a file
     that cannot be read gives a "damaged" result naming it."""
@@ -143,7 +155,8 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 2 from any result.json dlab has written."""
     if data.get("schema") == SCHEMA:
         return data
-    if data.get("kind") == "eval":
+    if data.get("kind") == "eval" or ("val_acc" in data and "final_val_acc" not in data
+                                      and "engine" not in data):
         return _upgrade_eval(data)
     if data.get("engine") == "numpy":
         return _upgrade_numpy(data)

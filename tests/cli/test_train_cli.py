@@ -27,11 +27,11 @@ def trained(tmp_path_factory, data_dir):
 def test_train_prints_final_accuracy_and_writes_a_run(trained, capsys, data_dir):
     root, run = trained
     result = json.loads((run / "result.json").read_text())
-    assert result["status"] == "finished" and 0 < result["final_val_acc"] <= 1
+    assert result["status"] == "finished" and 0 < result["final"]["val_acc"] <= 1
     assert json.loads((run / "config.json").read_text())["data"]["dataset"] == "fashion-mnist"
     main(["runs", "--runs-dir", str(root)])
     out = capsys.readouterr().out
-    assert run.name in out and "finished" in out and f"{100 * result['best_val_acc']:.2f}%" in out
+    assert run.name in out and "finished" in out and f"{100 * result['best']['val_acc']:.2f}%" in out
 
 
 def test_two_trainings_of_one_config_get_two_run_dirs(tmp_path, data_dir):

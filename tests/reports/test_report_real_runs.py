@@ -53,13 +53,13 @@ def test_report_numbers_come_from_the_runs(tmp_path, data_dir):
     (item,) = plan.lookup("q5", "p0.5")
     result = json.loads((item.run_dir / "result.json").read_text())
     row = next(line for line in md.splitlines() if line.startswith("| p0.5 |"))
-    assert f"| {result['final_val_acc'] * 100:.2f} |" in row
-    assert f"| {result['final_val_loss']:.4f} |" in row
+    assert f"| {result['final']['val_acc'] * 100:.2f} |" in row
+    assert f"| {result['final']['val_loss']:.4f} |" in row
     assert f"| {result['params']:,} |" in row
     assert f"| {result['seconds_per_epoch']:.1f} |" in row
     assert "| p0.9 | not run |" in md
     (step,) = plan.lookup("q14", "on-mnist")
-    evaluated = json.loads((step.run_dir / "result.json").read_text())["val_acc"]
+    evaluated = json.loads((step.run_dir / "result.json").read_text())["final"]["val_acc"]
     assert f"| on-mnist | finished (eval on mnist) | {evaluated * 100:.2f} |" in md
 
     figure = json.loads((tmp_path / "out/figures/q5_val_acc.json").read_text())

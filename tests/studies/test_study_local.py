@@ -67,8 +67,8 @@ def test_sigkill_midway_then_rerun_keeps_finished_runs_and_completes(tmp_path, d
             assert epochs == list(range(1, r.config.train.epochs + 1)), (r.key, epochs)
     (ev,) = [r for r in plan.runs if r.kind == "eval"]
     result = json.loads((ev.run_dir / "result.json").read_text())
-    assert result["kind"] == "eval" and result["dataset"] == "mnist"
-    assert result["source"] == ev.depends_on and 0.0 <= result["val_acc"] <= 1.0
+    assert result["kind"] == "eval" and result["info"]["dataset"] == "mnist"
+    assert result["info"]["source"] == ev.depends_on and 0.0 <= result["final"]["val_acc"] <= 1.0
     assert result["n"] == 10000  # the whole MNIST test split, model unchanged
     (ft,) = [r for r in plan.runs if r.kind == "finetune"]
     assert json.loads((ft.run_dir / "config.json").read_text())["train"]["init_from"] == str(

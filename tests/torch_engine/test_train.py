@@ -45,8 +45,9 @@ def test_run_directory_holds_every_artefact(finished_run):
     assert set(rows[0]) >= {"loss", "acc", "val_loss", "val_acc", "lr", "time_s", "params"}
     assert rows[0]["params"] == 21840 == result["params"]
     assert result["status"] == "finished" and result["epochs_completed"] == 2
-    assert result["final_val_acc"] == rows[-1]["val_acc"]
-    assert result["best_val_acc"] == max(r["val_acc"] for r in rows)
+    assert result["final"]["val_acc"] == rows[-1]["val_acc"]
+    assert result["best"]["val_acc"] == max(r["val_acc"] for r in rows)
+    assert result["task"] == "classification" and result["primary"] == {"name": "val_acc", "direction": "max"}
     assert rows[-1]["loss"] < rows[0]["loss"]  # it learns
     confusion = json.loads((run / "confusion.json").read_text())
     assert sum(map(sum, confusion["matrix"])) == 500
@@ -86,7 +87,7 @@ def test_a_longer_twin_continues_the_finished_run_exactly(finished_run, tmp_path
     rows = read_jsonl(tmp_path / "cont" / "metrics.jsonl")
     assert len(rows) == 3 and rows[:2] == read_jsonl(run / "metrics.jsonl")
     assert strip(rows) == strip(read_jsonl(tmp_path / "scratch" / "metrics.jsonl"))
-    assert cont["final_val_acc"] == scratch["final_val_acc"]
+    assert cont["final"]["val_acc"] == scratch["final"]["val_acc"]
     assert read_checkpoint(tmp_path / "cont" / "checkpoints" / "last")[0]["epoch"] == 3
 
 
@@ -125,7 +126,7 @@ def test_divergence_ends_the_run_cleanly(tmp_path, data_dir):
     result = train_run(cfg, tmp_path, data_dir=data_dir, device="cpu", progress=False)
     assert result["status"] == "diverged"
     assert result["epochs_completed"] < 3
-    assert result["final_val_acc"] is None  # not the accuracy of the epoch before
+    assert result["final"]["val_acc"] is None  # not the accuracy of the epoch before
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
 
 
@@ -143,9 +144,9 @@ def test_test_time_augmentation_decides_the_final_result_not_the_curve(tmp_path,
     val = DeviceData(load_splits(cfg.data, data_dir)[1], cfg.data, torch.device("cpu"))
     augmented, single = evaluate(model, val, 100, tta="flip-shift"), evaluate(model, val, 100)
     rows = read_jsonl(tmp_path / "metrics.jsonl")
-    assert result["tta"] == "flip-shift"
-    assert result["final_val_acc"] == pytest.approx(augmented.acc)
-    assert result["final_single_view_acc"] == rows[-1]["val_acc"] == pytest.approx(single.acc)
+    assert result["info"]["tta"] == "flip-shift"
+    assert result["final"]["val_acc"] == pytest.approx(augmented.acc)
+    assert result["final"]["single_view_val_acc"] == rows[-1]["val_acc"] == pytest.approx(single.acc)
     saved = np.load(tmp_path / "predictions.npz")
     np.testing.assert_array_equal(saved["predictions"], augmented.predictions)
     assert not np.array_equal(augmented.confidence, single.confidence)
@@ -184,7 +185,7 @@ def test_finetune_starts_from_the_checkpoint_weights(finished_run, tmp_path, dat
     scratch = train_run(tiny(data={"dataset": "mnist"}, optim={"lr": 0.0005},
                              train={"epochs": 1}), tmp_path / "scratch", data_dir=data_dir,
                         progress=False)
-    assert result["final_val_acc"] != scratch["final_val_acc"]
+    assert result["final"]["val_acc"] != scratch["final"]["val_acc"]
     with pytest.raises(DlabError, match="do not fit"):
         train_run(tiny(model={"width": 2.0}, train={"init_from": source}), tmp_path / "bad",
                   data_dir=data_dir, progress=False)

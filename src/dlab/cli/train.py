@@ -12,8 +12,10 @@ from typing import Any
 from dlab.cli.common import add_data_dir, add_device, add_runs_dir, runs_dir
 from dlab.config import RunConfig, dotted_to_nested, load_toml, merge, parse_set_args, resolve
 from dlab.errors import DlabError
-from dlab.runs import CONFIG, create_run_dir, is_locked, list_runs, read_json, read_result, \
-    run_status, timestamp
+from dlab.models import models
+from dlab.results import metric, primary_value, read_result
+from dlab.runs import CONFIG, create_run_dir, is_locked, list_runs, read_json, run_status, \
+    timestamp
 
 # Convenience flags and the config keys they set.
 FLAG_KEYS = {
@@ -30,7 +32,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.bn_conv1=true (repeatable)")
     p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10 (default fashion-mnist)")
-    p.add_argument("--model", help="net (the assignment's default), cnn or mlp")
+    p.add_argument("--model", help="architecture: " + ", ".join(models())
+                   + " (net: the assignment's default; dlab/models/ holds one file each)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's default)")
     p.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop, adagrad or adadelta")
@@ -55,10 +58,18 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     return resolve(merge(data, parse_set_args(args.set)))
 
 
+def _held_config(run: Path) -> RunConfig | None:
+    """The classification config a run directory holds; None if it holds another task's or
+    its config.json is damaged."""
+    try:
+        return resolve(read_json(run / CONFIG))
+    except (OSError, ValueError, DlabError):
+        return None
+
+
 def _find_interrupted(root: Path, cfg: RunConfig) -> Path | None:
     for run in reversed(list_runs(root)):
-        if read_result(run) is None and not is_locked(run) and \
-                read_json(run / CONFIG) == json.loads(json.dumps(cfg.to_dict())):
+        if read_result(run) is None and not is_locked(run) and _held_config(run) == cfg:
             return run
     return None
 
@@ -74,7 +85,9 @@ def _train_into(cfg: RunConfig, run_dir: Path, args: argparse.Namespace, fresh: 
         if fresh and not (run_dir / CONFIG).exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing was written: leave no litter
         raise
-    acc = result.get("final_val_acc")
+    if result["status"] == "damaged":
+        raise DlabError(f"run directory {str(run_dir)!r} is damaged: {result['damaged']}")
+    acc = metric(result, "val_acc")
     shown = "n/a" if acc is None else f"{100 * acc:.2f}%"
     print(f"{result['status']}: final validation accuracy {shown} "
           f"({result['epochs_completed']} epochs, {result['seconds_per_epoch'] or 0:.1f} s/epoch) "
@@ -88,7 +101,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / CONFIG).is_file():
             raise DlabError(f"--resume {str(run_dir)!r}: not a run directory (no {CONFIG})")
-        cfg = resolve(read_json(run_dir / CONFIG))
+        try:
+            cfg = resolve(read_json(run_dir / CONFIG))
+        except ValueError as exc:
+            raise DlabError(f"--resume {str(run_dir)!r}: its {CONFIG} is damaged ({exc})") from None
         return _train_into(cfg, run_dir, args, fresh=False)
     cfg = config_from_args(args)
     if args.resume == "auto":
@@ -155,19 +171,48 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {root}")
         return 0
-    print(f"{'run':<58} {'status':<11} {'dataset':<13} {'epochs':>6} {'best acc':>9} "
-          f"{'s/epoch':>8}")
+    print(f"{'run':<58} {'task':<14} {'status':<11} {'what':<22} {'epochs':>6} "
+          f"{'best':>18} {'s/epoch':>8}")
     for run in runs:
-        result = read_result(run) or {}
-        cfg = read_json(run / CONFIG)
-        best = result.get("best_val_acc")
-        spe = result.get("seconds_per_epoch")
-        print(f"{str(run.relative_to(root)):<58} {run_status(run):<11} "
-              f"{cfg.get('data', {}).get('dataset', '?'):<13} "
-              f"{result.get('epochs_completed', '-')!s:>6} "
-              f"{'-' if best is None else f'{100 * best:.2f}%':>9} "
-              f"{'-' if spe is None else f'{spe:.1f}':>8}")
+        result = read_result(run)
+        status = run_status(run)
+        what, best_text = _run_facts(run, result)
+        spe = None if result is None else result.get("seconds_per_epoch")
+        epochs = "-" if result is None or result.get("epochs_completed") is None \
+            else result["epochs_completed"]
+        task = (result or {}).get("task") or _config_task(run)
+        print(f"{str(run.relative_to(root)):<58} {task:<14} {status:<11} {what:<22} "
+              f"{epochs!s:>6} {best_text:>18} {'-' if spe is None else f'{spe:.1f}':>8}")
+        if result is not None and status == "damaged":
+            print(f"  damaged: {result['damaged']}")
     return 0
+
+
+def _config_task(run: Path) -> str:
+    try:
+        return str(read_json(run / CONFIG).get("task", "classification"))
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
+def _run_facts(run: Path, result: dict[str, Any] | None) -> tuple[str, str]:
+    """(dataset · model or the task's own facts, "<primary> <best value>") for one listing row."""
+    info = (result or {}).get("info", {})
+    what = " · ".join(str(info[k]) for k in ("dataset", "model") if info.get(k))
+    if not what:
+        try:
+            cfg = read_json(run / CONFIG)
+            what = str(cfg.get("data", {}).get("dataset", "")) if isinstance(cfg, dict) else ""
+        except (OSError, ValueError):
+            what = "config.json damaged"
+    if result is None or result["status"] == "damaged":
+        return what or "-", "-"
+    name = result["primary"]["name"]
+    value = primary_value(result)
+    if value is None:
+        return what or "-", "-"
+    shown = f"{100 * value:.2f}%" if name.endswith("acc") else f"{value:.4g}"
+    return what or "-", f"{name} {shown}"
 
 
 def register(sub) -> None:

@@ -10,18 +10,20 @@ Must not import torch.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlab.config import resolve
 from dlab.reports.collect import NOT_RUN, StudyResult, collect_study
 from dlab.reports.document import FigureFile, ReportSpec, SectionSpec
 from dlab.reports.figures import draw_figure
 from dlab.reports.htmldoc import render_html
 from dlab.reports.markdown import render_markdown
-from dlab.reports.series import METRICS, comparison_data
+from dlab.reports.series import comparison_data, figure_metrics
 from dlab.runs import atomic_write_bytes
 from dlab.studies import StudySpec, load_study
+from dlab.tasks import get_task, resolve_any
 
 REPORT_DIR = "report"
 
@@ -42,8 +44,10 @@ def default_out_dir(study: StudySpec, runs_root: Path) -> Path:
 
 
 def _notes(result: StudyResult) -> tuple[str, ...]:
-    base = resolve(result.study.base)
-    if base.data.validation == "test":
+    task, base = resolve_any(result.study.base)
+    if task.name != "classification":
+        validation = f"Runs of task {task.name!r}: {task.doc}."
+    elif base.data.validation == "test":
         validation = ("Validation numbers are measured on each dataset's TEST split (the study "
                       "uses the test set as its validation set, as the original assignment does).")
     else:
@@ -60,6 +64,19 @@ def _notes(result: StudyResult) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _extras(qr, out_dir: Path) -> tuple[tuple[str, str], ...]:
+    """(variant label, markdown) of every finished run whose task adds a section of its own;
+    its links are relative to the report, its headings sit below the question's."""
+    out = []
+    for v in qr.variants:
+        section = get_task(v.task).report_section
+        if section is not None and v.result is not None and v.result["status"] != "damaged":
+            text = section(Path(os.path.relpath(v.run_dir, out_dir)))
+            if text:
+                out.append((v.label, re.sub(r"^(#{1,3}) ", r"\1### ", text, flags=re.M)))
+    return tuple(out)
+
+
 def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path | None = None
                  ) -> ReportResult:
     """Write report.md, report.html and figures for `study` from the runs under `runs_root`."""
@@ -69,13 +86,13 @@ def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path |
     sections, pngs = [], []
     for qr in result.questions:
         figures = []
-        for metric in METRICS:
-            data = comparison_data(qr, metric)
+        for metric, fig_spec in figure_metrics(qr).items():
+            data = comparison_data(qr, metric, fig_spec)
             rel = f"figures/{qr.question.key}_{metric}.png"
             png = draw_figure(data, out_dir / rel)
             figures.append(FigureFile(data, png, rel))
             pngs.append(png)
-        sections.append(SectionSpec(qr, tuple(figures)))
+        sections.append(SectionSpec(qr, tuple(figures), _extras(qr, out_dir)))
     report = ReportSpec(result, tuple(sections), _notes(result))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_bytes(md_path, render_markdown(report).encode())

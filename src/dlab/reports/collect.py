@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlab.runs import METRICS, read_json, read_jsonl, read_result
+from dlab.results import metric as result_metric
+from dlab.results import read_result
+from dlab.runs import METRICS, read_json, read_jsonl
 from dlab.studies import QuestionSpec, StudySpec, plan_study
 from dlab.studies.plan import PlannedRun
+from dlab.tasks import DEFAULT_TASK
 
 NOT_RUN = "not run"
 
@@ -42,6 +45,9 @@ class VariantResult:
     dataset: str  # the dataset the numbers are measured on
     reference_pct: float | None  # the original submission's accuracy in %, if any
     tta: str = "none"  # test-time augmentation of the final number (train.tta); curves: 1 view
+    task: str = DEFAULT_TASK
+    result: dict[str, Any] | None = None  # result.json (schema 2), None while unfinished
+    seed: int | None = None  # the seed of this entry when its variant has several
 
     @property
     def has_curves(self) -> bool:
@@ -91,20 +97,29 @@ def _dataset(item: PlannedRun) -> str:
     config_path = item.run_dir / "config.json"
     if item.dataset:
         return item.dataset
-    if config_path.exists():
-        return read_json(config_path).get("data", {}).get("dataset", item.config.data.dataset)
-    return item.config.data.dataset
+    default = getattr(getattr(item.config, "data", None), "dataset", "")
+    try:
+        held = read_json(config_path) if config_path.exists() else {}
+    except (OSError, ValueError):  # a damaged config.json: the planned one says the same
+        held = {}
+    data = held.get("data", {}) if isinstance(held, dict) else {}
+    return str(data.get("dataset", default)) if isinstance(data, dict) else str(default)
 
 
 def variant_result(item: PlannedRun, label: str, variant: str, reference: float | None
                    ) -> VariantResult:
     """Read one planned item's run directory (which may not exist yet)."""
     status = _status(item)
-    result = read_result(item.run_dir) or {}
-    metrics = tuple(read_jsonl(item.run_dir / METRICS)) if item.run_dir.exists() else ()
-    final_acc = _number(result.get("final_val_acc", result.get("val_acc")))
-    final_loss = _number(result.get("final_val_loss", result.get("val_loss")))
-    best_acc, best_epoch = _number(result.get("best_val_acc")), result.get("best_epoch")
+    full = read_result(item.run_dir)
+    result = full if full is not None and full["status"] != "damaged" else {}
+    try:
+        metrics = tuple(read_jsonl(item.run_dir / METRICS)) if item.run_dir.exists() else ()
+    except (OSError, ValueError):  # a damaged metrics file: the summary still shows
+        metrics = ()
+    final_acc = result_metric(result, "val_acc") if result else None
+    final_loss = result_metric(result, "val_loss") if result else None
+    best_acc = result_metric(result, "val_acc", "best") if result else None
+    best_epoch = result.get("best_epoch")
     if not result and metrics:  # unfinished: summarize the epochs done so far
         accs = [(_number(r.get("val_acc")), r.get("epoch")) for r in metrics]
         accs = [(a, e) for a, e in accs if a is not None]
@@ -112,12 +127,14 @@ def variant_result(item: PlannedRun, label: str, variant: str, reference: float 
             best_acc, best_epoch = max(accs, key=lambda ae: ae[0])
             final_acc = accs[-1][0]
         final_loss = _number(metrics[-1].get("val_loss"))
-    seconds = _number(result.get("seconds_per_epoch"))
+    seconds = _number(result.get("seconds_per_epoch")) if result else None
     if seconds is None and metrics:
         times = [_number(r.get("time_s")) for r in metrics]
         times = [t for t in times if t is not None]
         seconds = sum(times) / len(times) if times else None
-    params = result.get("params", metrics[-1].get("params") if metrics else None)
+    params = result.get("params")
+    if params is None and metrics:
+        params = metrics[-1].get("params")
     return VariantResult(
         label=label, variant=variant, kind=item.kind, status=status, run_dir=item.run_dir,
         metrics=metrics, final_val_acc=final_acc,
@@ -125,7 +142,16 @@ def variant_result(item: PlannedRun, label: str, variant: str, reference: float 
         best_epoch=best_epoch if isinstance(best_epoch, int) else None,
         final_val_loss=final_loss, seconds_per_epoch=seconds,
         params=params if isinstance(params, int) else None,
-        dataset=_dataset(item), reference_pct=reference, tta=str(result.get("tta", "none")))
+        dataset=_dataset(item), reference_pct=reference,
+        tta=str(result.get("info", {}).get("tta", "none")) if result else "none",
+        task=item.task, result=full,
+        seed=_seed(item))
+
+
+def _seed(item: PlannedRun) -> int | None:
+    train = getattr(item.config, "train", None)
+    seed = getattr(train, "seed", getattr(item.config, "seed", None))
+    return seed if isinstance(seed, int) else None
 
 
 def collect_study(study: StudySpec, runs_root: Path) -> StudyResult:
@@ -139,7 +165,7 @@ def collect_study(study: StudySpec, runs_root: Path) -> StudyResult:
             for item in items:
                 label = v.label
                 if len(items) > 1:
-                    label = f"{v.label}/seed={item.config.train.seed}"
+                    label = f"{v.label}/seed={_seed(item)}"
                 rows.append(variant_result(item, label, v.label, q.reference.get(v.label)))
         questions.append(QuestionResult(q, tuple(rows)))
     return StudyResult(study, plan.root, tuple(questions))

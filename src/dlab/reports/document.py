@@ -28,6 +28,7 @@ class SectionSpec:
 
     result: QuestionResult
     figures: tuple[FigureFile, ...]
+    extras: tuple[tuple[str, str], ...] = ()  # (variant label, markdown from its task)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import base64
 import html
 
 from dlab.reports.document import FigureFile, ReportSpec
-from dlab.reports.tables import COLUMNS, question_rows
+from dlab.reports.tables import question_table
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -59,15 +59,18 @@ def render_html(report: ReportSpec) -> str:
         out.append(f'<section id="{esc(q.key)}"><h2>{esc(q.key)}: {esc(q.title)}</h2>')
         if q.text:
             out.append(f"<blockquote>{esc(q.text.strip())}</blockquote>")
-        out.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+        columns, rows = question_table(section.result)
+        out.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns)
                    + "</tr></thead><tbody>")
-        for row in question_rows(section.result):
+        for row in rows:
             cls = _row_class(row[1])
             out.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(c)}</td>" for c in row)
                        + "</tr>")
         out.append("</tbody></table>")
         out.append('<div class="figures">' + "".join(_img(f) for f in section.figures)
                    + "</div>")
+        for label, text in section.extras:
+            out.append(f"<h3>{esc(label)}</h3><pre class=\"explanation\">{esc(text.strip())}</pre>")
         if q.explanation:
             out.append("<h3>What the knob does</h3>"
                        f'<div class="explanation">{esc(q.explanation.strip())}</div>')

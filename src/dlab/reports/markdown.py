@@ -6,7 +6,7 @@ Must not import torch.
 from __future__ import annotations
 
 from dlab.reports.document import ReportSpec
-from dlab.reports.tables import COLUMNS, question_rows
+from dlab.reports.tables import question_table
 
 
 def _cell(text: str) -> str:
@@ -25,12 +25,14 @@ def render_markdown(report: ReportSpec) -> str:
         lines += [f"## {q.key}: {q.title}", ""]
         if q.text:
             lines += [f"> {line}" if line else ">" for line in q.text.strip().splitlines()] + [""]
-        lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(_cell(c) for c in row) + " |"
-                  for row in question_rows(section.result)]
+        columns, rows = question_table(section.result)
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
         lines.append("")
         for fig in section.figures:
             lines += [f"![{fig.spec.title}]({fig.relpath})", ""]
+        for label, text in section.extras:
+            lines += [f"**{label}**", "", text.strip(), ""]
         if q.explanation:
             lines += ["**What the knob does.**", "", q.explanation.strip(), ""]
     return "\n".join(lines).rstrip() + "\n"

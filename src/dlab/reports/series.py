@@ -73,9 +73,25 @@ def _value(row: dict[str, Any], metric: str, percent: bool) -> float | None:
     return float(value) * 100.0 if percent else float(value)
 
 
-def comparison_data(qr: QuestionResult, metric: str) -> FigureSpec:
-    """The curves of every variant of `qr` for `metric` (a key of METRICS)."""
-    title, ylabel, percent = METRICS[metric]
+def figure_metrics(qr: QuestionResult) -> dict[str, tuple[str, str, bool]]:
+    """The metrics a question's figures plot: METRICS for classification, else the task's
+    `report_figures` (key -> (title, y label, is an accuracy))."""
+    from dlab.tasks import DEFAULT_TASK, get_task
+
+    tasks = {v.task for v in qr.variants}
+    if tasks <= {DEFAULT_TASK}:
+        return METRICS
+    out: dict[str, tuple[str, str, bool]] = {}
+    for name in sorted(tasks):
+        for key, title in get_task(name).report_figures:
+            out.setdefault(key, (title, key, key.endswith("acc")))
+    return out
+
+
+def comparison_data(qr: QuestionResult, metric: str,
+                    spec: tuple[str, str, bool] | None = None) -> FigureSpec:
+    """The curves of every variant of `qr` for `metric` (a key of METRICS, or of `spec`)."""
+    title, ylabel, percent = spec or METRICS[metric]
     curves, levels, missing = [], [], []
     for v in qr.variants:
         if v.kind == "eval":

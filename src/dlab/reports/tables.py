@@ -1,17 +1,23 @@
 """The per-question results table, as rows of display strings shared by markdown and HTML.
 
-Columns: variant, status, final and best validation accuracy (%), final validation loss,
-seconds per epoch, parameters, the original submission's number (%) and the difference to it.
-Eval steps show their evaluated accuracy; missing numbers show as "—". A final accuracy measured
-with test-time augmentation names it ("94.24 (flip-shift TTA)"); the per-epoch numbers behind
-"best" are single-view.
+Classification questions: variant, status, final and best validation accuracy (%), final
+validation loss, seconds per epoch, parameters, the original submission's number (%) and the
+difference to it. Eval steps show their evaluated accuracy; missing numbers show as "—". A final
+accuracy measured with test-time augmentation names it ("94.24 (flip-shift TTA)"); the
+per-epoch numbers behind "best" are single-view. Questions of other tasks show the columns
+their task declares (`Task.report_columns`). A variant with several seeds gets one row per
+seed and a "mean ± sd" row.
 
 Must not import torch.
 """
 
 from __future__ import annotations
 
+import statistics
+
 from dlab.reports.collect import QuestionResult, VariantResult
+from dlab.results import metric
+from dlab.tasks import DEFAULT_TASK, get_task
 
 COLUMNS = ("variant", "status", "final val acc (%)", "best val acc (%) @epoch",
            "final val loss", "s / epoch", "params", "original submission (%)", "Δ vs original (pp)")
@@ -31,7 +37,7 @@ def _status(v: VariantResult) -> str:
 
 
 def variant_row(v: VariantResult) -> tuple[str, ...]:
-    """One table row of display strings, in COLUMNS order."""
+    """One classification table row of display strings, in COLUMNS order."""
     best = _pct(v.best_val_acc)
     if v.best_val_acc is not None and v.best_epoch is not None and v.kind != "eval":
         best = f"{best} @{v.best_epoch}"
@@ -54,5 +60,66 @@ def variant_row(v: VariantResult) -> tuple[str, ...]:
     )
 
 
+def _spread(values: list[float], percent: bool) -> str:
+    scale = 100.0 if percent else 1.0
+    mean = statistics.fmean(values) * scale
+    sd = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {sd:.2f}" if percent else f"{mean:.4g} ± {sd:.2g}"
+
+
+def _mean_row(label: str, group: list[VariantResult], ncols: int,
+              cells: dict[int, tuple[list[float], bool]]) -> tuple[str, ...]:
+    row = [f"{label} (mean ± sd)", f"{len(group)} seeds"] + [DASH] * (ncols - 2)
+    for col, (values, percent) in cells.items():
+        if values:
+            row[col] = _spread(values, percent)
+    return tuple(row)
+
+
+def _groups(qr: QuestionResult) -> list[list[VariantResult]]:
+    """The question's entries grouped by variant, in order."""
+    out: dict[str, list[VariantResult]] = {}
+    for v in qr.variants:
+        out.setdefault(v.variant, []).append(v)
+    return list(out.values())
+
+
+def _task_of(qr: QuestionResult) -> str:
+    tasks = {v.task for v in qr.variants}
+    return tasks.pop() if len(tasks) == 1 else DEFAULT_TASK
+
+
+def question_table(qr: QuestionResult) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """(column titles, rows) of one question's table."""
+    task = get_task(_task_of(qr))
+    if task.name == DEFAULT_TASK:
+        rows = []
+        for group in _groups(qr):
+            rows += [variant_row(v) for v in group]
+            if len(group) > 1:
+                finals = [v.final_val_acc for v in group if v.final_val_acc is not None]
+                bests = [v.best_val_acc for v in group if v.best_val_acc is not None]
+                losses = [v.final_val_loss for v in group if v.final_val_loss is not None]
+                rows.append(_mean_row(group[0].variant, group, len(COLUMNS),
+                                      {2: (finals, True), 3: (bests, True), 4: (losses, False)}))
+        return COLUMNS, rows
+    cols = task.report_columns
+    columns = ("variant", "status", *(c.title for c in cols), "s / epoch", "params")
+    rows = []
+    for group in _groups(qr):
+        for v in group:
+            values = [metric(v.result or {}, c.key, c.which) for c in cols]
+            rows.append((v.label, _status(v),
+                         *(DASH if x is None else (f"{100 * x:.2f}" if c.percent else f"{x:.4g}")
+                           for x, c in zip(values, cols)),
+                         DASH if v.seconds_per_epoch is None else f"{v.seconds_per_epoch:.1f}",
+                         DASH if v.params is None else f"{v.params:,}"))
+        if len(group) > 1:
+            cells = {2 + i: ([x for x in (metric(v.result or {}, c.key, c.which) for v in group)
+                              if x is not None], c.percent) for i, c in enumerate(cols)}
+            rows.append(_mean_row(group[0].variant, group, len(columns), cells))
+    return columns, rows
+
+
 def question_rows(qr: QuestionResult) -> list[tuple[str, ...]]:
-    return [variant_row(v) for v in qr.variants]
+    return question_table(qr)[1]

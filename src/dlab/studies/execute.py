@@ -1,10 +1,11 @@
-"""Run one work item of a study plan in this process: train, evaluate or fine-tune.
+"""Run one work item of a study plan in this process: train (any task), evaluate or fine-tune.
 
-Training and fine-tuning go through `dlab.torch_engine.train.train_run`, which holds the run
-lock, returns an existing result.json at once and resumes from `checkpoints/last` (a train item
-with a shorter twin starts from the twin's last checkpoint). An eval step
-writes `result.json` = {"status": "finished", "kind": "eval", "val_acc", "val_loss", "n",
-"dataset", "source", "source_dir"} under the same lock. Imports torch only when called.
+Training goes through the item's task (`dlab.tasks.run_task`: the shared trainer, or the task's
+own loop), which holds the run lock, returns an existing result at once and resumes from
+`checkpoints/last` (a classification item with a shorter twin starts from the twin's last
+checkpoint). An eval step (classification only) evaluates its source's best checkpoint on
+another dataset and writes a result of kind "eval" under the same lock. Imports torch only
+when called.
 """
 
 from __future__ import annotations
@@ -13,25 +14,27 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dlab.errors import DlabError
-from dlab.runs import CONFIG, MANIFEST, RESULT, atomic_write_json, manifest, read_result, run_lock
+from dlab.results import is_done, make_result, metric, read_result, write_result
+from dlab.runs import run_lock, start_run
 from dlab.studies.plan import PlannedRun
+from dlab.tasks import DEFAULT_TASK, RunContext, epoch_hook, get_task, run_task
 
 
 def execute_item(item: PlannedRun, *, data_dir: str | Path | None = None, device: str = "auto",
                  on_epoch: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
-    """Bring one item to done (or return its existing result); its result.json contents."""
+    """Bring one item to done (or return its existing result); its result."""
     done = read_result(item.run_dir)
-    if done is not None:
+    if done is not None and (is_done(done) or done["status"] == "damaged"):
         return done
-    if item.source_dir is not None and read_result(item.source_dir) is None:
+    if item.source_dir is not None and not is_done(read_result(item.source_dir)):
         raise DlabError(f"{item.kind} step {item.key} needs the finished run {item.depends_on} "
                         f"({item.source_dir}), which has no result.json yet")
     if item.kind == "eval":
         return _evaluate(item, data_dir, device)
-    from dlab.torch_engine.train import train_run
-
-    return train_run(item.config, item.run_dir, data_dir=data_dir, device=device,
-                     progress=False, on_epoch=on_epoch, continue_from=item.continues)
+    callbacks = (epoch_hook(on_epoch),) if on_epoch is not None else ()
+    ctx = RunContext(item.run_dir, None if data_dir is None else str(data_dir), device,
+                     progress=False, callbacks=callbacks)
+    return run_task(get_task(item.task), item.config, ctx, continue_from=item.continues)
 
 
 def _evaluate(item: PlannedRun, data_dir, device: str) -> dict[str, Any]:
@@ -42,14 +45,14 @@ def _evaluate(item: PlannedRun, data_dir, device: str) -> dict[str, Any]:
         done = read_result(item.run_dir)
         if done is not None:
             return done
-        atomic_write_json(item.run_dir / CONFIG, item.config.to_dict())
-        atomic_write_json(item.run_dir / MANIFEST, manifest({"kind": "eval"}))
+        start_run(item.run_dir, item.config.to_dict(), {"kind": "eval", "task": DEFAULT_TASK})
         out = evaluate_checkpoint(item.checkpoint, item.dataset, data_dir=data_dir, device=device)
-        result = {"status": "finished", "kind": "eval", "val_acc": out["val_acc"],
-                  "val_loss": out["val_loss"], "n": out["n"], "dataset": item.dataset,
-                  "source": item.depends_on, "source_dir": str(item.source_dir)}
-        atomic_write_json(item.run_dir / RESULT, result)
-    return result
+        result = make_result(
+            task=DEFAULT_TASK, kind="eval", status="finished", primary="val_acc",
+            direction="max", final={"val_acc": out["val_acc"], "val_loss": out["val_loss"]},
+            info={"n": out["n"], "dataset": item.dataset, "source": item.depends_on,
+                  "source_dir": str(item.source_dir)})
+        return write_result(item.run_dir, result)
 
 
 def summary_line(item: PlannedRun, result: dict[str, Any] | None) -> str:
@@ -57,6 +60,9 @@ def summary_line(item: PlannedRun, result: dict[str, Any] | None) -> str:
     uses = ", ".join(f"{q}/{label}" for q, label in item.uses)
     if result is None:
         return f"{item.key} {item.kind:8s} {uses}"
-    acc = result.get("val_acc", result.get("final_val_acc"))
-    acc_text = f" val_acc {acc:.4f}" if isinstance(acc, (int, float)) else ""
-    return f"{item.key} {item.kind:8s} {uses}: {result.get('status', 'finished')}{acc_text}"
+    name = result["primary"]["name"]
+    value = metric(result, name)
+    shown = f" {name} {value:.4f}" if value is not None else ""
+    if result["status"] == "damaged":
+        shown = f" ({result['damaged']})"
+    return f"{item.key} {item.kind:8s} {uses}: {result['status']}{shown}"

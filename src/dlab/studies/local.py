@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from dlab.errors import DlabError
-from dlab.runs import read_result
+from dlab.results import is_done, read_result
 from dlab.studies.execute import summary_line
 from dlab.studies.plan import PlannedRun, StudyPlan
 
@@ -84,9 +84,12 @@ def _cost(item: PlannedRun, needed: set[str]) -> float:
     """
     if item.kind == "eval":
         return 0.0
-    t, m = item.config.train, item.config.model
-    width = getattr(m, "width", 2.0) if m.name == "net" else 4.0
-    cost = t.epochs * width ** 2 * (1.0 + 64.0 / t.batch_size)
+    t, m = getattr(item.config, "train", None), getattr(item.config, "model", None)
+    if t is None or not hasattr(t, "epochs"):
+        cost = 1.0
+    else:
+        width = getattr(m, "width", 2.0) if getattr(m, "name", "") == "net" else 4.0
+        cost = t.epochs * width ** 2 * (1.0 + 64.0 / getattr(t, "batch_size", 64))
     return cost + (1e9 if item.key in needed else 0.0)
 
 
@@ -105,7 +108,7 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
     out = LocalResult()
     pending = []
     for item in plan.runs:
-        if read_result(item.run_dir) is not None:
+        if is_done(read_result(item.run_dir)):
             out.skipped.append(item.key)
         else:
             pending.append(item)
@@ -141,7 +144,7 @@ def _finish(child: _Child, out: LocalResult, done: set, total: int,
             echo: Callable[[str], None], logs: Path) -> None:
     item, seconds = child.item, time.perf_counter() - child.started
     result = read_result(item.run_dir)
-    if child.exitcode() == 0 and result is not None:
+    if child.exitcode() == 0 and is_done(result):
         done.add(item.key)
         out.ran.append(item.key)
         echo(f"[{len(out.ran)}/{total}] {summary_line(item, result)} ({seconds:.0f} s)")

@@ -11,12 +11,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dlab.config import merge, resolve
+from dlab.config import merge
 from dlab.errors import DlabError
+from dlab.tasks import resolve_any
 from dlab.studies.spec import KINDS, QuestionSpec, StudySpec, VariantSpec, flatten, nest
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_STUDY_KEYS = {"name", "description", "seeds", "base", "questions"}
+_STUDY_KEYS = {"name", "description", "course", "seeds", "base", "questions"}
 _QUESTION_KEYS = {"key", "title", "text", "explanation", "seeds", "variants"}
 _VARIANT_KEYS = {"label", "config", "set", "kind", "source", "dataset", "lr_factor", "seeds",
                  "reference"}
@@ -87,6 +88,7 @@ class StudyFileParser:
             self.fail("name", f"{name!r}: expected letters, digits, '-', '_' or '.'",
                       self.line_of("name ="))
         description = self.string(data, "description", "study", None, "")
+        course = self.string(data, "course", "study", self.line_of("course ="), "")
         seeds = self.seeds(data.get("seeds", []), "seeds", self.line_of("seeds ="))
         base = data.get("base", {})
         if not isinstance(base, dict):
@@ -103,7 +105,7 @@ class StudyFileParser:
             if key in keys[:i]:
                 self.fail(f"questions[{i}].key", f"{key!r} is used twice",
                           self.line_of(f'key = "{key}"', f'key = "{key}"'))
-        study = StudySpec(name, self.path, description, base, tuple(questions))
+        study = StudySpec(name, self.path, description, base, tuple(questions), course)
         self.check_steps(study)
         return study
 
@@ -210,8 +212,10 @@ class StudyFileParser:
 
     def resolve(self, base: dict[str, Any], overrides: dict[str, Any], where: str,
                 line: int | None) -> None:
+        from dlab.studies.plan import variant_data
+
         try:
-            resolve(merge(base, overrides))
+            resolve_any(variant_data(base, overrides))
         except DlabError as exc:
             self.fail(where, str(exc), line)
 

@@ -4,8 +4,10 @@ A study file is TOML::
 
     name = "my-study"            # optional, default: the file name without .toml
     description = "..."
+    course = "JHU ... assignment 1"  # optional: the course assignment it reproduces
     seeds = [1, 2]               # optional default seeds for every train variant
-    [base]                       # a run config (see dlab.config), shared by every variant
+    [base]                       # a run config of the study's task, shared by every variant
+    task = "classification"      # optional (the default); a variant's `set` may name another
     train.epochs = 10
 
     [[questions]]
@@ -89,6 +91,7 @@ class StudySpec:
     description: str
     base: dict[str, Any]
     questions: tuple[QuestionSpec, ...]
+    course: str = ""  # the course and assignment the study reproduces, for `dlab study list`
 
     def question(self, key: str) -> QuestionSpec:
         for q in self.questions:

@@ -46,7 +46,7 @@ from typing import Any
 
 from dlab.config import merge, resolve
 from dlab.errors import DlabError
-from dlab.results import RESULT, is_done, primary_value, read_result
+from dlab.results import is_done, primary_value, read_result, reopen
 from dlab.runs import METRICS, read_jsonl, run_lock
 from dlab.studies.queue import DONE, FAILED, RUNNING, WAITING, Queue, storage_error, with_driver
 from dlab.studies.spec import flatten, nest
@@ -327,7 +327,7 @@ class _TrialRunner:
                 if before is not None and before["status"] == "pruned":
                     if reporter.pruned:
                         return before
-                    (run_dir / RESULT).unlink()  # reopen: it resumes from checkpoints/last
+                    reopen(run_dir)  # it resumes from checkpoints/last
         return train_run(cfg, run_dir, data_dir=self.data_dir, device=self.device,
                          progress=False, on_epoch=reporter)
 

@@ -11,4 +11,6 @@ import torch._dynamo  # noqa: F401
 import dlab.figures  # noqa: F401
 import dlab.studies.execute  # noqa: F401
 import dlab.torch_engine.evaluate  # noqa: F401
+import dlab.torch_engine.classify  # noqa: F401
 import dlab.torch_engine.train  # noqa: F401
+import dlab.torch_engine.trainer  # noqa: F401

@@ -45,6 +45,18 @@ def resolve_config(task: str, data: dict[str, Any] | None) -> Any:
     return get_task(task).resolve(dict(data or {}))
 
 
+def resolve_any(data: dict[str, Any] | None) -> tuple[Task, Any]:
+    """(task, validated config) from plain data whose optional top-level `task` key names the
+    task (default: classification), as study files and search spaces write it."""
+    data = dict(data or {})
+    name = data.pop("task", DEFAULT_TASK)
+    if not isinstance(name, str):
+        raise DlabError(f"task = {name!r}: expected a task name, one of: "
+                        + ", ".join(sorted(tasks())))
+    task = get_task(name)
+    return task, task.resolve(data)
+
+
 def task_of(cfg: Any) -> Task:
     """The task whose config class `cfg` is an instance of."""
     for task in tasks().values():
@@ -65,4 +77,4 @@ def run_task(task: Task, cfg: Any, ctx: RunContext, continue_from=None) -> dict[
 
 
 __all__ = ["Callback", "Column", "DEFAULT_TASK", "FitState", "OpenContext", "RunContext", "Session", "Task",
-           "epoch_hook", "get_task", "resolve_config", "run_task", "task_of", "tasks"]
+           "epoch_hook", "get_task", "resolve_any", "resolve_config", "run_task", "task_of", "tasks"]

@@ -76,6 +76,7 @@ class Task:
     run: Callable[[Any, "RunContext"], dict[str, Any]] | None = None
     # markdown shown under a run's row in a study report (e.g. an experiment's verdict), or None
     report_section: Callable[[Path], str | None] | None = None
+    seed_key: str = "train.seed"  # the dotted config key a study's `seeds = [...]` sets
     doc: str = ""
 
     def better(self, value: float | None, than: float | None) -> bool:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from dlab.config import RunConfig
 from dlab.data import load_splits
 from dlab.errors import DlabError
+from dlab.models import get_model
 from dlab.tasks.base import OpenContext
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.batches import DeviceData
@@ -40,7 +41,7 @@ class ClassifierSession:
     def __init__(self, cfg: RunConfig, ctx: OpenContext):
         self.cfg, self.device = cfg, ctx.device
         train_ds, val_ds = load_splits(cfg.data, ctx.data_dir)
-        channels_last = cfg.model.name != "mlp"
+        channels_last = get_model(cfg.model.name).channels_last
         self.train = DeviceData(train_ds, cfg.data, self.device, channels_last)
         self.train.set_augmentation(cfg.data.augment)
         self.val = DeviceData(val_ds, cfg.data, self.device, channels_last)

@@ -1,0 +1,66 @@
+"""The classifier architectures: one module per architecture, each its config and its builder.
+
+A module here defines `MODEL = ModelSpec(name, ConfigClass, build)`: a frozen config dataclass
+(with `name`, its knobs and a `validate()` raising a one-line `DlabError`) and the builder
+`build(cfg, in_shape, num_classes) -> torch.nn.Module` (importing torch inside, so configs load
+without it). Modules are discovered: a new architecture is one new file here, and `model.name
+= "<name>"` in any config selects it. Must not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from dlab.errors import DlabError
+
+ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu", "elu")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One architecture: its config class and builder, registered together."""
+
+    name: str
+    config_class: type
+    build: Callable[[Any, tuple[int, int, int], int], Any]
+    channels_last: bool = True  # conv nets run faster in channels-last memory format on CPU
+    doc: str = ""
+
+
+@lru_cache(maxsize=None)
+def models() -> dict[str, ModelSpec]:
+    """Every architecture by name, discovered from this package's modules (`net` first)."""
+    found: dict[str, ModelSpec] = {}
+    names = sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda n: (n != "net", n))
+    for name in names:
+        spec = getattr(importlib.import_module(f"{__name__}.{name}"), "MODEL", None)
+        if isinstance(spec, ModelSpec):
+            found[spec.name] = spec
+    return found
+
+
+def get_model(name: str) -> ModelSpec:
+    """The architecture called `name`; unknown names are a one-line error listing the known."""
+    known = models()
+    if name not in known:
+        raise DlabError(f"unknown model {name!r}; expected one of: " + ", ".join(known))
+    return known[name]
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise `DlabError(message)` unless `ok` (for the configs' `validate`)."""
+    if not ok:
+        raise DlabError(message)
+
+
+def check_fraction(key: str, value: float) -> None:
+    check(0.0 <= value <= 1.0, f"{key} = {value}; expected a value in [0, 1]")
+
+
+def check_activation(value: str) -> None:
+    check(value in ACTIVATIONS, f"unknown activation {value!r}; expected one of: "
+          + ", ".join(ACTIVATIONS))
