@@ -60,7 +60,7 @@ class _Child:
 def _fork_server():
     """The multiprocessing context whose fork server preloads torch and the engine, once."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["dlab.studies.warm"])
+    ctx.set_forkserver_preload(["dlab.studies.warm", "dlab.studies.server"])
     return ctx
 
 

@@ -25,7 +25,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent (the fork server) dies."""
+    """Ask the kernel to SIGKILL this process when its parent (the fork server, or for the
+    fork server the pool) dies."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
