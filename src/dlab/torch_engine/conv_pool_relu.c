@@ -12,8 +12,8 @@
  * Shapes: x (N,C,H,W), w (O,C,K,K), b (O) → out, idx (N,O,Hp,Wp) with Hp = (H-K+1)/2 (floor).
  * Valid convolution, stride 1, K <= 8, Wp <= 16. Threads split the batch (OpenMP). The weight
  * and bias gradients are summed over fixed chunks of CHUNK images, each from zero in image order,
- * and the chunks' sums are added in chunk order, so every output and gradient is bit-identical at
- * any thread count. Entry points return 0, or CPR_NOMEM when an allocation failed (nothing is
+ * and the chunks' sums are added to the total in chunk order (an ordered region), so every output
+ * and gradient is bit-identical at any thread count. Entry points return 0, or CPR_NOMEM when an allocation failed (nothing is
  * written then). Built and loaded by dlab.torch_engine.fused.
  */
 #include <math.h>
@@ -279,16 +279,16 @@ int cpr_backward(const float *x, const float *w, const float *g, const float *ou
                  int N, int C, int H, int W, int O, int K, int nthreads) {
     const dims d = mkdims(N, C, H, W, O, K);
     const size_t img = (size_t)C * H * d.Wpad, rows = (size_t)O * C * K, wp = rows * 8;
-    const size_t plane = (size_t)d.Hp * d.Wp, sums = rows * K + O;  /* dw then db */
-    const int T = nthreads > 0 ? nthreads : 1, chunks = N > 0 ? (N + CHUNK - 1) / CHUNK : 1;
-    float *part = malloc(sizeof(float) * chunks * sums);  /* each chunk's dw, db */
+    const size_t plane = (size_t)d.Hp * d.Wp, stride = wp + O;  /* dw rows padded to 8, db */
+    const int T = nthreads > 0 ? nthreads : 1, chunks = (N + CHUNK - 1) / CHUNK;
+    float *total = calloc(stride, sizeof(float));  /* the chunks' dw, db, added in chunk order */
     float *wpad = calloc(wp, sizeof(float));  /* w, rows padded to 8 with zeros */
     /* per thread: the padded image and its gradient, the active windows' offsets and
-     * gradients, and the chunk's dw (rows padded to 8) and db as they are summed */
-    const size_t per_thread = 2 * img + 2 * plane + wp + O;
+     * gradients, and its chunk's dw, db */
+    const size_t per_thread = 2 * img + 2 * plane + stride;
     float *scratch = malloc(sizeof(float) * per_thread * T);
-    if (!part || !wpad || !scratch) {
-        free(part); free(wpad); free(scratch);
+    if (!total || !wpad || !scratch) {
+        free(total); free(wpad); free(scratch);
         return CPR_NOMEM;
     }
     for (size_t row = 0; row < rows; row++)
@@ -298,29 +298,19 @@ int cpr_backward(const float *x, const float *w, const float *g, const float *ou
         float *xp = scratch + per_thread * omp_get_thread_num(), *dxp = dx ? xp + img : NULL;
         int *off = (int *)(xp + 2 * img);
         float *gl = xp + 2 * img + plane, *dwc = gl + plane, *dbc = dwc + wp;
-        #pragma omp for schedule(dynamic, 1)
+        #pragma omp for ordered schedule(dynamic, 1)
         for (int ch = 0; ch < chunks; ch++) {
-            memset(dwc, 0, sizeof(float) * (wp + O));
+            memset(dwc, 0, sizeof(float) * stride);
             const int hi = (ch + 1) * CHUNK < N ? (ch + 1) * CHUNK : N;
             for (int n = ch * CHUNK; n < hi; n++)
                 backward_image(x, wpad, g, out, idx, dx, n, d, xp, dxp, off, gl, dwc, dbc);
-            float *sum = part + (size_t)ch * sums;
-            for (size_t row = 0; row < rows; row++)
-                memcpy(sum + row * K, dwc + row * 8, sizeof(float) * K);
-            memcpy(sum + rows * K, dbc, sizeof(float) * O);
-        }
-        /* the chunks' sums into chunk 0's, in chunk order for every element: a fixed order */
-        #pragma omp for schedule(static) nowait
-        for (size_t e0 = 0; e0 < sums; e0 += 256) {
-            const size_t e1 = e0 + 256 < sums ? e0 + 256 : sums;
-            for (int ch = 1; ch < chunks; ch++) {
-                const float *src = part + (size_t)ch * sums;
-                for (size_t e = e0; e < e1; e++) part[e] += src[e];
-            }
+            #pragma omp ordered
+            for (size_t e = 0; e < stride; e++) total[e] += dwc[e];
         }
     }
-    memcpy(dw, part, sizeof(float) * rows * K);
-    memcpy(db, part + rows * K, sizeof(float) * O);
-    free(part); free(wpad); free(scratch);
+    for (size_t row = 0; row < rows; row++)
+        for (int v = 0; v < K; v++) dw[row * K + v] = total[row * 8 + v];
+    memcpy(db, total + wp, sizeof(float) * O);
+    free(total); free(wpad); free(scratch);
     return CPR_OK;
 }
