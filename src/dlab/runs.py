@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
+import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from dlab.errors import DlabError
-from dlab.results import RESULT, read_result  # noqa: F401
+from dlab.results import RESULT, damaged, read_result  # noqa: F401
 from dlab.io import (_fsync_dir, append_jsonl, atomic_write_bytes, atomic_write_json,  # noqa: F401
                      read_json, read_jsonl, truncate_jsonl, write_jsonl)
 
@@ -38,18 +41,72 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("DLAB_RUNS_DIR") or "runs")
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed file operation: the path and the system's reason."""
+    where = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason += " (the disk is full; free space and resume the run)"
+    return f"cannot write {str(where)!r}: {reason}"
+
+
+@contextlib.contextmanager
+def one_line_os_errors() -> Iterator[None]:
+    """Turn an OSError (read-only place, full disk, a file where a folder belongs) into a
+    one-line DlabError naming the path; for the command bodies that write files."""
+    try:
+        yield
+    except OSError as exc:
+        raise DlabError(os_error_line(exc)) from None
+
+
 def create_run_dir(root: Path, stem: str) -> Path:
     """Create a fresh run directory `root/stem` (or `stem-2`, `-3` …); mkdir is the atomic claim."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        path = root / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
+    if root.exists() and not root.is_dir():
+        raise DlabError(f"runs dir {str(root)!r} is a file; expected a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            path = root / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise DlabError(f"cannot create a run directory under {str(root)!r}: "
+                        f"{exc.strerror or exc}") from None
     raise DlabError(f"could not create a run directory under {str(root)!r}")
+
+
+def is_unstarted(run_dir: Path) -> bool:
+    """Whether `run_dir` holds nothing of a run (it is empty or holds only run.lock)."""
+    try:
+        return {p.name for p in Path(run_dir).iterdir()} <= {LOCK}
+    except OSError:
+        return False
+
+
+def remove_unstarted(run_dir: Path) -> None:
+    """Remove a run directory that a refused or failed start left holding no checkpoint:
+    config.json, manifest.json, an empty metrics file or tb/ are litter without one."""
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and not (run_dir / "checkpoints").exists() \
+            and not (run_dir / RESULT).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_stale_tmp(run_dir: Path) -> list[Path]:
+    """Delete the `.<name>.*.tmp` files an atomic write killed mid-way left in the run
+    directory and its checkpoints/ (call with the run lock held); returns what was removed."""
+    gone = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                gone.append(tmp)
+    return gone
 
 
 def timestamp() -> str:
@@ -169,9 +226,65 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def _json_problem(path: Path, lines: bool = False) -> str | None:
+    """Why the JSON (or JSONL) file `path` cannot be read; None when it can or is absent.
+
+    A JSONL file's torn last line (a crash mid-append) is not damage: readers skip it.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return str(getattr(exc, "strerror", None) or exc)
+    if not lines:
+        if not text.strip():
+            return "empty file"
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return "not valid JSON"
+        return None if isinstance(data, dict) else "not a JSON object"
+    for n, line in enumerate(text.splitlines(keepends=True), 1):
+        if not line.endswith("\n"):
+            break
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return f"line {n} is not valid JSON"
+        if not isinstance(row, dict):
+            return f"line {n} is not a JSON object"
+    return None
+
+
+def check_run(run_dir: Path) -> dict[str, Any] | None:
+    """A "damaged" result (`dlab.results.damaged`) naming the first file of the run that cannot
+    be read — config.json, result.json, metrics.jsonl, a checkpoint's JSON — else None.
+
+    Reads only: works in read-only runs directories. Checkpoint weights are verified (SHA-256)
+    when they are loaded, not here.
+    """
+    run_dir = Path(run_dir)
+    result = read_result(run_dir)
+    if result is not None and result["status"] == "damaged":
+        return result
+    checks = [(run_dir / CONFIG, False), (run_dir / METRICS, True)]
+    checks += [(run_dir / "checkpoints" / f"{name}.json", False) for name in ("last", "best")]
+    for path, lines in checks:
+        problem = _json_problem(path, lines)
+        if problem is None and not lines and path.parent.name == "checkpoints" \
+                and path.exists() and not isinstance(read_json(path).get("weights"), str):
+            problem = "names no weights file"
+        if problem is not None:
+            return damaged(path, problem)
+    return None
+
+
 def run_status(run_dir: Path) -> str:
-    """result.json's status ('finished', 'diverged', 'pruned', 'failed', 'damaged'), else
-    'running' (locked) or 'interrupted'."""
+    """'damaged' when a file of the run cannot be read (`check_run`), else result.json's status
+    ('finished', 'diverged', 'pruned', 'failed'), else 'running' (locked) or 'interrupted'."""
+    if check_run(run_dir) is not None:
+        return "damaged"
     result = read_result(run_dir)
     if result is not None:
         return result["status"]
@@ -184,4 +297,11 @@ def list_runs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     runs = [p.parent for p in root.glob(f"**/{CONFIG}")]
-    return sorted(runs, key=lambda p: (p / CONFIG).stat().st_mtime)
+
+    def mtime(run: Path) -> float:
+        try:
+            return (run / CONFIG).stat().st_mtime
+        except OSError:  # removed while listing
+            return 0.0
+
+    return sorted(runs, key=mtime)

@@ -21,10 +21,14 @@ def register(subparsers) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from dlab.reports import build_report
+    from dlab.runs import one_line_os_errors
 
-    result = build_report(args.study, runs_dir(args), args.out)
+    with one_line_os_errors():  # --out read-only, full or a file: one line naming the path
+        result = build_report(args.study, runs_dir(args), args.out)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(f"variants: {summary}")
+    for label, detail in result.damaged:
+        print(f"damaged {label}: {detail}")
     print(f"wrote {result.markdown}")
     print(f"wrote {result.html} ({len(result.figures)} figures embedded)")
     return 0

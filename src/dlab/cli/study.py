@@ -92,8 +92,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_items(plan)
         return 0
     _interrupt_on_sigterm()
-    out = run_plan(plan, LocalConfig(args.workers, args.threads, args.data_dir, args.device),
-                   echo=lambda line: print(line, flush=True))
+    from dlab.runs import one_line_os_errors
+
+    with one_line_os_errors():  # a read-only or full runs dir: one line naming the path
+        out = run_plan(plan, LocalConfig(args.workers, args.threads, args.data_dir, args.device),
+                       echo=lambda line: print(line, flush=True))
     print(f"ran {len(out.ran)} items ({sum(plan.by_key()[k].kind != 'eval' for k in out.ran)} "
           f"trainings), {len(out.skipped)} already done, {len(out.failed)} failed, "
           f"wall {out.wall_s:.1f} s")
@@ -103,10 +106,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_items(plan) -> None:
+    from dlab.runs import check_run
+
     for item in plan.runs:
         uses = ", ".join(f"{q}/{label}" for q, label in item.uses)
         after = f" (continues {item.depends_on})" if item.continues else ""
-        print(f"{item.key}  {item.kind:8s} {item.status():11s} {uses}{after}")
+        status = item.status()
+        print(f"{item.key}  {item.kind:8s} {status:11s} {uses}{after}")
+        if status == "damaged":
+            print(f"  damaged: {check_run(item.run_dir)['damaged']}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from dlab.config import RunConfig, dotted_to_nested, load_toml, merge, parse_set
 from dlab.errors import DlabError
 from dlab.models import models
 from dlab.results import metric, primary_value, read_result
-from dlab.runs import CONFIG, create_run_dir, is_locked, list_runs, read_json, run_status, \
-    timestamp
+from dlab.runs import CONFIG, atomic_write_bytes, check_run, create_run_dir, is_locked, \
+    list_runs, one_line_os_errors, read_json, remove_unstarted, timestamp
 
 # Convenience flags and the config keys they set.
 FLAG_KEYS = {
@@ -69,7 +68,8 @@ def _held_config(run: Path) -> RunConfig | None:
 
 def _find_interrupted(root: Path, cfg: RunConfig) -> Path | None:
     for run in reversed(list_runs(root)):
-        if read_result(run) is None and not is_locked(run) and _held_config(run) == cfg:
+        if read_result(run) is None and not is_locked(run) and check_run(run) is None \
+                and _held_config(run) == cfg:
             return run
     return None
 
@@ -77,13 +77,18 @@ def _find_interrupted(root: Path, cfg: RunConfig) -> Path | None:
 def _train_into(cfg: RunConfig, run_dir: Path, args: argparse.Namespace, fresh: bool) -> int:
     from dlab.torch_engine.train import train_run
 
+    if not fresh:
+        bad = check_run(run_dir)
+        if bad is not None:
+            raise DlabError(f"run directory {str(run_dir)!r} is damaged: {bad['damaged']}")
     print(f"run directory: {run_dir}")
     try:
-        result = train_run(cfg, run_dir, data_dir=args.data_dir, device=args.device,
-                           progress=not args.quiet)
+        with one_line_os_errors():
+            result = train_run(cfg, run_dir, data_dir=args.data_dir, device=args.device,
+                               progress=not args.quiet)
     except DlabError:
-        if fresh and not (run_dir / CONFIG).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing was written: leave no litter
+        if fresh:
+            remove_unstarted(run_dir)  # refused before its first checkpoint: leave no litter
         raise
     if result["status"] == "damaged":
         raise DlabError(f"run directory {str(run_dir)!r} is damaged: {result['damaged']}")
@@ -131,36 +136,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from dlab.torch_engine.checkpoint import checkpoint_json
+    from dlab.torch_engine.checkpoint import checkpoint_json, read_checkpoint
 
     if args.lr_factor <= 0:
         raise DlabError(f"--lr-factor {args.lr_factor}; expected a factor > 0 (e.g. 0.05)")
     source = checkpoint_json(args.checkpoint)
-    meta = read_json(source)
-    base = meta["config"]
-    base["optim"]["lr"] = base["optim"]["lr"] * args.lr_factor
-    base["data"]["dataset"] = args.dataset
-    base["train"]["init_from"] = str(source.resolve().with_suffix(""))
+    meta, _ = read_checkpoint(source)  # unreadable or corrupt: one line before any run dir
+    try:
+        base = meta["config"]
+        base["optim"]["lr"] = base["optim"]["lr"] * args.lr_factor
+        base["data"]["dataset"] = args.dataset
+        base["train"]["init_from"] = str(source.resolve().with_suffix(""))
+    except (KeyError, TypeError):
+        raise DlabError(f"checkpoint {str(source)!r} holds no classification config "
+                        "(data, optim, train); expected a checkpoint of `dlab train`") from None
     cfg = config_from_args(args, base)
     stem = f"{timestamp()}-finetune-{cfg.data.dataset}-{cfg.hash()[:8]}"
     return _train_into(cfg, create_run_dir(runs_dir(args), stem), args, fresh=True)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import io
+
     import numpy as np
 
     from dlab.torch_engine.checkpoint import load_checkpoint
     from dlab.torch_engine.evaluate import checkpoint_test_data, evaluate, resolve_device
 
+    if args.out.is_dir():
+        raise DlabError(f"--out {str(args.out)!r} is a folder; expected a CSV file path")
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
     data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)
     result = evaluate(model, data, cfg.train.eval_batch_size, tta=cfg.train.tta)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image_id", "label"])
-        writer.writerows(zip(range(len(data)), result.predictions.astype(np.int64).tolist()))
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["image_id", "label"])
+    writer.writerows(zip(range(len(data)), result.predictions.astype(np.int64).tolist()))
+    with one_line_os_errors():  # a read-only or full place: one line naming the path
+        atomic_write_bytes(args.out, text.getvalue().encode())
     print(f"wrote {len(data)} predictions to {args.out} (test accuracy {100 * result.acc:.2f}%)")
     return 0
 
@@ -174,8 +188,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(f"{'run':<58} {'task':<14} {'status':<11} {'what':<22} {'epochs':>6} "
           f"{'best':>18} {'s/epoch':>8}")
     for run in runs:
-        result = read_result(run)
-        status = run_status(run)
+        bad = check_run(run)  # one unreadable file is shown on its run's row, never raised
+        result = bad or read_result(run)
+        status = result["status"] if result is not None else \
+            "running" if is_locked(run) else "interrupted"
         what, best_text = _run_facts(run, result)
         spe = None if result is None else result.get("seconds_per_epoch")
         epochs = "-" if result is None or result.get("epochs_completed") is None \
@@ -183,8 +199,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         task = (result or {}).get("task") or _config_task(run)
         print(f"{str(run.relative_to(root)):<58} {task:<14} {status:<11} {what:<22} "
               f"{epochs!s:>6} {best_text:>18} {'-' if spe is None else f'{spe:.1f}':>8}")
-        if result is not None and status == "damaged":
-            print(f"  damaged: {result['damaged']}")
+        if bad is not None:
+            print(f"  damaged: {bad['damaged']}")
     return 0
 
 

@@ -36,6 +36,7 @@ class ReportResult:
     html: Path
     figures: tuple[Path, ...]
     counts: dict[str, int]  # variant entries per status ("finished", "not run", ...)
+    damaged: tuple[tuple[str, str], ...] = ()  # (question/label, "<file>: <reason>")
 
 
 def default_out_dir(study: StudySpec, runs_root: Path) -> Path:
@@ -58,6 +59,9 @@ def _notes(result: StudyResult) -> tuple[str, ...]:
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     notes = [validation, f"Variant runs: {total} ({summary}); runs are read from {result.root}.",
              "Accuracies are in %; 'original submission' is the reference student's number."]
+    for label, detail in result.damaged():
+        notes.append(f"Variant {label} is damaged (its numbers come from the files that can "
+                     f"be read): {detail}.")
     if counts.get(NOT_RUN):
         notes.append("Variants marked 'not run' have no run directory yet: run `dlab study "
                      f"{result.study.name}` and rebuild this report.")
@@ -97,4 +101,4 @@ def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path |
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_bytes(md_path, render_markdown(report).encode())
     atomic_write_bytes(html_path, render_html(report).encode())
-    return ReportResult(md_path, html_path, tuple(pngs), result.counts())
+    return ReportResult(md_path, html_path, tuple(pngs), result.counts(), result.damaged())

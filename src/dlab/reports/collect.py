@@ -18,7 +18,7 @@ from typing import Any
 
 from dlab.results import metric as result_metric
 from dlab.results import read_result
-from dlab.runs import METRICS, read_json, read_jsonl
+from dlab.runs import METRICS, check_run, read_json, read_jsonl
 from dlab.studies import QuestionSpec, StudySpec, plan_study
 from dlab.studies.plan import PlannedRun
 from dlab.tasks import DEFAULT_TASK
@@ -48,6 +48,7 @@ class VariantResult:
     task: str = DEFAULT_TASK
     result: dict[str, Any] | None = None  # result.json (schema 2), None while unfinished
     seed: int | None = None  # the seed of this entry when its variant has several
+    damaged: str | None = None  # "<file>: <reason>" when a file of the run cannot be read
 
     @property
     def has_curves(self) -> bool:
@@ -69,6 +70,11 @@ class StudyResult:
     study: StudySpec
     root: Path  # <runs_root>/<study name>
     questions: tuple[QuestionResult, ...]
+
+    def damaged(self) -> tuple[tuple[str, str], ...]:
+        """(question/label, "<file>: <reason>") of every entry whose run has an unreadable file."""
+        return tuple((f"{q.question.key}/{v.label}", v.damaged) for q in self.questions
+                     for v in q.variants if v.damaged)
 
     def counts(self) -> dict[str, int]:
         """How many variant entries are in each status."""
@@ -110,7 +116,8 @@ def variant_result(item: PlannedRun, label: str, variant: str, reference: float 
                    ) -> VariantResult:
     """Read one planned item's run directory (which may not exist yet)."""
     status = _status(item)
-    full = read_result(item.run_dir)
+    bad = check_run(item.run_dir) if item.run_dir.is_dir() else None
+    full = bad or read_result(item.run_dir)
     result = full if full is not None and full["status"] != "damaged" else {}
     try:
         metrics = tuple(read_jsonl(item.run_dir / METRICS)) if item.run_dir.exists() else ()
@@ -145,7 +152,7 @@ def variant_result(item: PlannedRun, label: str, variant: str, reference: float 
         dataset=_dataset(item), reference_pct=reference,
         tta=str(result.get("info", {}).get("tta", "none")) if result else "none",
         task=item.task, result=full,
-        seed=_seed(item))
+        seed=_seed(item), damaged=None if bad is None else bad["damaged"])
 
 
 def _seed(item: PlannedRun) -> int | None:

@@ -15,16 +15,21 @@ from typing import Any, Callable
 
 from dlab.errors import DlabError
 from dlab.results import is_done, make_result, metric, read_result, write_result
-from dlab.runs import run_lock, start_run
+from dlab.runs import check_run, run_lock, start_run
 from dlab.studies.plan import PlannedRun
 from dlab.tasks import DEFAULT_TASK, RunContext, epoch_hook, get_task, run_task
 
 
 def execute_item(item: PlannedRun, *, data_dir: str | Path | None = None, device: str = "auto",
                  on_epoch: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
-    """Bring one item to done (or return its existing result); its result."""
+    """Bring one item to done (or return its existing result); its result. A run directory
+    with an unreadable file gives its "damaged" result (`dlab.runs.check_run`) and is not
+    trained over."""
+    done = check_run(item.run_dir) if item.run_dir.is_dir() else None
+    if done is not None:
+        return done
     done = read_result(item.run_dir)
-    if done is not None and (is_done(done) or done["status"] == "damaged"):
+    if is_done(done):
         return done
     if item.source_dir is not None and not is_done(read_result(item.source_dir)):
         raise DlabError(f"{item.kind} step {item.key} needs the finished run {item.depends_on} "

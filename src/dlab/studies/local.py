@@ -2,9 +2,10 @@
 
 Each work item runs in its own child process (`dlab.studies.runner.run_in_child`, forked from
 a fork server that has torch and the engine imported already), so a crashing item cannot take
-the others down and torch's thread count is set per child (with N workers on C cores: C // N
-threads each, at least 1). Children die with the fork server, and the server with this process
-(Linux PR_SET_PDEATHSIG), so a killed `dlab study run` leaves no orphan holding a run lock; the
+the others down and torch's thread count is set per child (`item_threads`: C // N threads each
+with N workers on C cores for models whose results do not depend on the thread count, all C
+cores for the others, so that no item's metrics depend on --workers). Children die with the
+fork server, and the server with this process (Linux PR_SET_PDEATHSIG), so a killed `dlab study run` leaves no orphan holding a run lock; the
 rerun skips finished items and resumes interrupted ones from their checkpoints. Ctrl-C forwards
 SIGINT to the children, waits for them to stop, and leaves finished runs untouched.
 Child logs go to `<study root>/logs/<key>.log`. Must not import torch.
@@ -22,6 +23,7 @@ from typing import Callable
 
 from dlab.errors import DlabError
 from dlab.results import is_done, read_result
+from dlab.runs import check_run
 from dlab.studies.execute import summary_line
 from dlab.studies.plan import PlannedRun, StudyPlan
 
@@ -30,7 +32,7 @@ class LocalConfig:
     """How the local pool runs."""
 
     workers: int = 1
-    threads: int = 0  # torch threads per worker; 0: cpu_count // workers (at least 1)
+    threads: int = 0  # torch threads per item; 0: `item_threads` decides
     data_dir: str | None = None
     device: str = "auto"
     poll_s: float = 0.2
@@ -76,6 +78,24 @@ def _start(item: PlannedRun, cfg: LocalConfig, threads: int, logs: Path) -> _Chi
     return _Child(item, proc, time.perf_counter())
 
 
+def item_threads(item: PlannedRun, cfg: LocalConfig) -> int:
+    """Torch threads for one item: `--threads` when given; else the cores shared among the
+    workers when the item's results do not depend on the thread count (models whose
+    `thread_invariant` holds), and all cores otherwise — so an item's metrics are the same with
+    any `--workers` (its thread count is not part of its key, and must not change its result).
+    """
+    if cfg.threads:
+        return cfg.threads
+    cores = os.cpu_count() or 1
+    model = getattr(item.config, "model", None)
+    if item.task == "classification" and model is not None:
+        from dlab.models import get_model
+
+        if get_model(model.name).thread_invariant(model):
+            return max(1, cores // cfg.workers)
+    return cores
+
+
 def _cost(item: PlannedRun, needed: set[str]) -> float:
     """A rough relative cost, to start long items first (shorter tail with N workers).
 
@@ -103,12 +123,15 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
     """Bring every item of `plan` to done with `cfg.workers` processes; returns what happened."""
     if cfg.workers < 1:
         raise DlabError(f"--workers {cfg.workers}: expected >= 1")
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
     t0 = time.perf_counter()
     out = LocalResult()
     pending = []
     for item in plan.runs:
-        if is_done(read_result(item.run_dir)):
+        bad = check_run(item.run_dir) if item.run_dir.is_dir() else None
+        if bad is not None:  # never trained over: its dependents fail too
+            out.failed[item.key] = f"damaged: {bad['damaged']}"
+            echo(f"[fail] {summary_line(item, None)}: damaged: {bad['damaged']}")
+        elif is_done(read_result(item.run_dir)):
             out.skipped.append(item.key)
         else:
             pending.append(item)
@@ -127,7 +150,7 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
             while ready and len(running) < cfg.workers:
                 item = ready.pop(0)
                 pending.remove(item)
-                running.append(_start(item, cfg, threads, logs))
+                running.append(_start(item, cfg, item_threads(item, cfg), logs))
                 echo(f"[start] {summary_line(item, None)}")
             time.sleep(cfg.poll_s)
             for child in [c for c in running if c.exitcode() is not None]:
@@ -149,7 +172,9 @@ def _finish(child: _Child, out: LocalResult, done: set, total: int,
         out.ran.append(item.key)
         echo(f"[{len(out.ran)}/{total}] {summary_line(item, result)} ({seconds:.0f} s)")
     else:
-        reason = _last_error(logs / f"{item.key}.log")
+        bad = check_run(item.run_dir) if item.run_dir.is_dir() else None
+        reason = f"damaged: {bad['damaged']}" if bad is not None else \
+            _last_error(logs / f"{item.key}.log")
         out.failed[item.key] = f"exit {child.exitcode()}: {reason}"
         echo(f"[fail] {summary_line(item, None)}: {reason}")
 

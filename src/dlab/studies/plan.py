@@ -31,7 +31,7 @@ from typing import Any
 from dlab.config import RunConfig, merge
 from dlab.errors import DlabError
 from dlab.results import is_done, read_result
-from dlab.runs import is_locked
+from dlab.runs import check_run, is_locked
 from dlab.tasks import DEFAULT_TASK, get_task, resolve_any
 from dlab.studies.spec import StudySpec, VariantSpec
 
@@ -61,7 +61,10 @@ class PlannedRun:
         return self.source_dir if self.kind == "train" else None
 
     def status(self) -> str:
-        """'pending', 'running', 'interrupted' (started, not done), or result.json's status."""
+        """'pending', 'running', 'interrupted' (started, not done), 'damaged' (a file of the
+        run cannot be read: `dlab.runs.check_run`), or result.json's status."""
+        if self.run_dir.is_dir() and check_run(self.run_dir) is not None:
+            return "damaged"
         result = read_result(self.run_dir)
         if result is not None:
             return result["status"]

@@ -136,7 +136,7 @@ def _read_verified(json_path: Path) -> tuple[dict[str, Any], bytes]:
     try:
         meta = json.loads(json_path.read_text())
         blob = (json_path.parent / meta["weights"]).read_bytes()
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DlabError(f"checkpoint {str(json_path)!r} is unreadable: {exc}") from None
     if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
         raise DlabError(f"checkpoint weights {meta['weights']!r} in {str(json_path.parent)!r} "
@@ -169,9 +169,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     from dlab.torch_engine.models import build_model
 
     meta, tensors = read_checkpoint(path)
-    cfg = resolve(meta["config"])
-    model = build_model(cfg.model, tuple(meta["in_shape"]), int(meta["num_classes"]))
-    model.load_state_dict(model_state(tensors))
+    where = str(checkpoint_json(path))
+    try:
+        cfg = resolve(meta["config"])
+        in_shape, num_classes = tuple(int(n) for n in meta["in_shape"]), int(meta["num_classes"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DlabError(f"checkpoint {where!r} is damaged or not a classifier's: "
+                        f"{type(exc).__name__} {exc}") from None
+    model = build_model(cfg.model, in_shape, num_classes)
+    try:
+        model.load_state_dict(model_state(tensors))
+    except RuntimeError:
+        raise DlabError(f"checkpoint {where!r}: its weights do not fit model "
+                        f"{cfg.model.name!r} of its own config (a damaged checkpoint)") from None
     model = model.to(device).eval()
     fuse(model, torch.device(device))
     return model, cfg, meta

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import torch
 
 from dlab.allocator import keep_freed_memory
+from dlab import runs
 from dlab.errors import DlabError
 from dlab.results import is_done, make_result, read_result, write_result
 from dlab.runs import (CONFIG, METRICS, append_jsonl, read_json, read_jsonl, run_lock, start_run,
@@ -271,6 +272,7 @@ def fit(task: Task, cfg: Any, run_dir: str | Path, *, data_dir=None, device: str
             starts where that one ended, exactly as if it had trained those epochs itself.
     """
     run_dir = Path(run_dir)
+    unstarted = not run_dir.exists() or runs.is_unstarted(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -278,46 +280,65 @@ def fit(task: Task, cfg: Any, run_dir: str | Path, *, data_dir=None, device: str
                         f"{exc.strerror or exc}") from None
     keep_freed_memory()
     with run_lock(run_dir):
-        known = _same_config(run_dir, task, cfg)
-        done = read_result(run_dir)
-        if done is not None and (is_done(done) or done["status"] == "damaged"):
-            return done
-        dev = resolve_device(device)
-        torch.manual_seed(cfg.train.seed)
-        session = task.open(cfg, OpenContext(run_dir, dev, data_dir))  # bad data fails here
-        if not known:
-            start_run(run_dir, cfg.to_dict(), {"task": task.name, "config_key": cfg.hash(),
-                                              "device": dev.type, **session.info(),
-                                              **(manifest_extra or {})})
-        trainer = _Trainer(task, cfg, run_dir, session, dev, [])
-        resumed = (trainer.ckpt_dir / "last.json").exists()
-        copied: list[dict[str, Any]] = []
-        if resumed:
-            trainer.resume()
-        elif continue_from is not None:
-            copied = trainer.continue_twin(Path(continue_from))
-        if not resumed and not copied:
-            if (run_dir / METRICS).exists():  # an attempt killed before its first checkpoint
-                truncate_jsonl(run_dir / METRICS, 0)
-            if cfg.train.init_from:
-                session.init_from(cfg.train.init_from)
-        show = Progress(progress, cfg.train.epochs, session.steps_per_epoch)
-        # events past the checkpoint (or, from scratch, of a killed attempt) are dropped
-        tb = TensorBoardSink(run_dir / "tb", purge_step=trainer.state.epoch + 1)
         try:
-            if resumed:
-                show.message(f"resuming {run_dir} after epoch {trainer.state.epoch}")
-            else:
-                images = session.first_images()
-                if images is not None:
-                    tb.sample_images(images)
-            if copied:
-                show.message(f"continuing a finished {trainer.state.epoch}-epoch run of this "
-                             "config")
-            for row in copied:
-                tb.epoch(row)
-            trainer.callbacks = [_TensorBoard(tb, task.primary), _Progress(show), *callbacks]
-            result = trainer.run(show, tb, copied)
-        finally:
-            tb.close()
-        return write_result(run_dir, result)
+            return _fit_locked(task, cfg, run_dir, data_dir, device, progress, callbacks,
+                               continue_from, manifest_extra)
+        except Exception:
+            if unstarted:  # refused or failed before its first checkpoint: leave no litter
+                runs.remove_unstarted(run_dir)
+            raise
+
+
+def _fit_locked(task: Task, cfg: Any, run_dir: Path, data_dir, device: str, progress: bool,
+                callbacks: Iterable[Callback], continue_from: Path | None,
+                manifest_extra: dict[str, Any] | None) -> dict[str, Any]:
+    """`fit` with the run lock held."""
+    runs.remove_stale_tmp(run_dir)  # from a kill during an atomic write
+    done = runs.check_run(run_dir)  # one unreadable file: reported, never trained over
+    if done is not None:
+        return done
+    known = _same_config(run_dir, task, cfg)
+    done = read_result(run_dir)
+    if is_done(done):
+        return done
+    if cfg.train.init_from and not (run_dir / "checkpoints" / "last.json").exists():
+        ckpt.checkpoint_json(cfg.train.init_from)  # missing: refused before the data loads
+    dev = resolve_device(device)
+    torch.manual_seed(cfg.train.seed)
+    session = task.open(cfg, OpenContext(run_dir, dev, data_dir))  # bad data fails here
+    if not known:
+        start_run(run_dir, cfg.to_dict(), {"task": task.name, "config_key": cfg.hash(),
+                                          "device": dev.type, **session.info(),
+                                          **(manifest_extra or {})})
+    trainer = _Trainer(task, cfg, run_dir, session, dev, [])
+    resumed = (trainer.ckpt_dir / "last.json").exists()
+    copied: list[dict[str, Any]] = []
+    if resumed:
+        trainer.resume()
+    elif continue_from is not None:
+        copied = trainer.continue_twin(Path(continue_from))
+    if not resumed and not copied:
+        if (run_dir / METRICS).exists():  # an attempt killed before its first checkpoint
+            truncate_jsonl(run_dir / METRICS, 0)
+        if cfg.train.init_from:
+            session.init_from(cfg.train.init_from)
+    show = Progress(progress, cfg.train.epochs, session.steps_per_epoch)
+    # events past the checkpoint (or, from scratch, of a killed attempt) are dropped
+    tb = TensorBoardSink(run_dir / "tb", purge_step=trainer.state.epoch + 1)
+    try:
+        if resumed:
+            show.message(f"resuming {run_dir} after epoch {trainer.state.epoch}")
+        else:
+            images = session.first_images()
+            if images is not None:
+                tb.sample_images(images)
+        if copied:
+            show.message(f"continuing a finished {trainer.state.epoch}-epoch run of this "
+                         "config")
+        for row in copied:
+            tb.epoch(row)
+        trainer.callbacks = [_TensorBoard(tb, task.primary), _Progress(show), *callbacks]
+        result = trainer.run(show, tb, copied)
+    finally:
+        tb.close()
+    return write_result(run_dir, result)
