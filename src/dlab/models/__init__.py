@@ -28,6 +28,10 @@ class ModelSpec:
     config_class: type
     build: Callable[[Any, tuple[int, int, int], int], Any]
     channels_last: bool = True  # conv nets run faster in channels-last memory format on CPU
+    # whether training gives bit-identical weights at any CPU thread count (BENCHMARKS.md,
+    # "Thread-count invariance": PyTorch's conv backward and channels-last batch norm reduce
+    # in thread-dependent order; dlab's fused kernel and linear layers do not)
+    thread_invariant: Callable[[Any], bool] = lambda cfg: False
     doc: str = ""
 
 
@@ -55,6 +59,23 @@ def check(ok: bool, message: str) -> None:
     """Raise `DlabError(message)` unless `ok` (for the configs' `validate`)."""
     if not ok:
         raise DlabError(message)
+
+
+# The largest model a config may ask for: 500 M parameters are 2 GB of float32 weights, 8 GB
+# with Adam's state and the gradients; beyond it a typo (width 100000) would try to allocate
+# terabytes.
+MAX_PARAMETERS = 500_000_000
+# the inputs a parameter count is judged on: the largest images of dlab's datasets (CIFAR-10)
+LARGEST_INPUT = (3, 32, 32)
+
+
+def check_size(key: str, value: object, parameters: float, most: str) -> None:
+    """Refuse a size knob whose model would exceed MAX_PARAMETERS, naming the value, the
+    largest accepted (`most`, e.g. "64") and the parameters it would need."""
+    check(parameters <= MAX_PARAMETERS,
+          f"{key} = {value}; expected at most {most} (it would make a model of about "
+          f"{parameters:.3g} parameters, {4 * parameters / 1e9:.3g} GB of float32 weights; "
+          f"the limit is {MAX_PARAMETERS:.0e})")
 
 
 def check_fraction(key: str, value: float) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlab.models import ModelSpec, check, check_activation, check_fraction
+from dlab.models import LARGEST_INPUT, ModelSpec, check, check_activation, check_fraction, \
+    check_size
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,24 @@ class CNNConfig:
               f"model.channels = {list(self.channels)}; expected positive channel counts")
         check(self.convs_per_stage >= 1,
               f"model.convs_per_stage = {self.convs_per_stage}; expected >= 1")
+        check_size("model.channels", list(self.channels), self.parameters(),
+                   "500 M parameters")
         check_activation(self.activation)
         check(self.pool in ("max", "avg"), f"model.pool = {self.pool!r}; expected 'max' or 'avg'")
         check(self.head in ("pool", "flatten"),
               f"model.head = {self.head!r}; expected 'pool' or 'flatten'")
         check_fraction("dropout", self.dropout)
+
+
+    def parameters(self) -> float:
+        """About how many parameters the convs and the classifier hold (3x3 kernels, the head
+        on flattened features of the largest input when head = "flatten")."""
+        total, c_in, side = 0.0, LARGEST_INPUT[0], LARGEST_INPUT[1]
+        for c in self.channels:
+            total += 9.0 * c_in * c + 9.0 * c * c * (self.convs_per_stage - 1)
+            c_in, side = c, max(1, side // 2)
+        flat = c_in * (side * side if self.head == "flatten" else 1)
+        return total + 10.0 * flat
 
 
 def _conv_unit(c_in: int, c_out: int, cfg: CNNConfig, pool=None) -> list:

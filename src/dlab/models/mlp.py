@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlab.models import ModelSpec, check, check_activation, check_fraction
+from dlab.models import LARGEST_INPUT, ModelSpec, check, check_activation, check_fraction, \
+    check_size
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,14 @@ class MLPConfig:
     def validate(self) -> None:
         check(all(h >= 1 for h in self.hidden),
               f"model.hidden = {list(self.hidden)}; expected widths >= 1")
+        check_size("model.hidden", list(self.hidden), self.parameters(), "500 M parameters")
         check_activation(self.activation)
         check_fraction("dropout", self.dropout)
+
+    def parameters(self) -> float:
+        """How many weights the layers hold on the largest input (biases aside)."""
+        widths = [LARGEST_INPUT[0] * LARGEST_INPUT[1] * LARGEST_INPUT[2], *self.hidden, 10]
+        return float(sum(a * b for a, b in zip(widths, widths[1:])))
 
 
 def build(cfg: MLPConfig, in_shape: tuple[int, int, int], num_classes: int):
@@ -43,5 +50,5 @@ def build(cfg: MLPConfig, in_shape: tuple[int, int, int], num_classes: int):
     return nn.Sequential(*layers)
 
 
-MODEL = ModelSpec("mlp", MLPConfig, build, channels_last=False,
+MODEL = ModelSpec("mlp", MLPConfig, build, channels_last=False, thread_invariant=lambda cfg: True,
                   doc="a multi-layer perceptron of any widths")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from dlab.models import ModelSpec, check, check_fraction
+from dlab.models import LARGEST_INPUT, MAX_PARAMETERS, ModelSpec, check, check_fraction, \
+    check_size
 
 REMOVABLE = ("", "fc2", "conv2")
 
@@ -26,12 +28,34 @@ class NetConfig:
 
     def validate(self) -> None:
         check(self.width > 0, f"model.width = {self.width}; expected > 0 (0.5, 1, 2 ...)")
+        check(math.isfinite(self.width), f"model.width = {self.width}; expected a finite number")
+        most = max_width()
+        check_size("model.width", self.width, parameters(self.width), f"{most:g}")
         check(self.remove in REMOVABLE, f"model.remove = {self.remove!r}; expected one of: "
               + ", ".join(repr(r) for r in REMOVABLE))
         check(not self.bn_after_dropout or self.bn_conv1,
               "model.bn_after_dropout = true needs model.bn_conv1 = true")
         check_fraction("dropout", self.dropout)
         check_fraction("model.conv1_dropout", self.conv1_dropout)
+
+
+def parameters(width: float, in_shape: tuple[int, int, int] = LARGEST_INPUT,
+               num_classes: int = 10) -> float:
+    """About how many parameters the net of `width` has (no extra conv, nothing removed)."""
+    c1, c2, hidden = (max(1.0, n * width) for n in (10, 20, 50))
+    side = ((in_shape[1] - 4) // 2 - 4) // 2
+    flat = c2 * side * side
+    return (in_shape[0] * 25 + 1) * c1 + (c1 * 25 + 1) * c2 + (flat + 1) * hidden \
+        + (hidden + 1) * num_classes
+
+
+def max_width() -> float:
+    """The largest width (to 1 decimal) whose net stays within MAX_PARAMETERS."""
+    lo, hi = 1.0, 1e6
+    while hi - lo > 0.05:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if parameters(mid) <= MAX_PARAMETERS else (lo, mid)
+    return math.floor(lo * 10) / 10
 
 
 def build(cfg: NetConfig, in_shape: tuple[int, int, int], num_classes: int):
@@ -70,4 +94,12 @@ def build(cfg: NetConfig, in_shape: tuple[int, int, int], num_classes: int):
     return nn.Sequential(OrderedDict(list(features.named_children()) + head))
 
 
-MODEL = ModelSpec("net", NetConfig, build, doc="the JHU assignment's default net and its knobs")
+# invariant through dlab's fused conv → pool → ReLU kernel (fixed-chunk reductions), which
+# replaces both convs of the default net on the CPU; a knob that breaks a conv → pool → ReLU run
+# (bn_conv1, conv1_dropout, extra_conv) leaves a PyTorch conv backward, which is not invariant
+def _thread_invariant(cfg: NetConfig) -> bool:
+    return not (cfg.bn_conv1 or cfg.conv1_dropout > 0 or cfg.extra_conv)
+
+
+MODEL = ModelSpec("net", NetConfig, build, thread_invariant=_thread_invariant,
+                  doc="the JHU assignment's default net and its knobs")
