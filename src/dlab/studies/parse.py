@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dlab.config import merge
+from dlab.config import merge, read_text_file
 from dlab.errors import DlabError
 from dlab.tasks import resolve_any
 from dlab.studies.spec import KINDS, QuestionSpec, StudySpec, VariantSpec, flatten, nest
@@ -93,7 +93,7 @@ class StudyFileParser:
         base = data.get("base", {})
         if not isinstance(base, dict):
             self.fail("base", "expected a table of config keys", self.line_of("[base]"))
-        base = nest(flatten(base))
+        base = self.nest(base, "base", self.line_of("[base]"))
         self.resolve(base, {}, "base", self.line_of("[base]"))
         self.base = base
         raw = data.get("questions", [])
@@ -156,13 +156,14 @@ class StudyFileParser:
         overrides = v.get("set", {})
         if not isinstance(overrides, dict):
             self.fail(f"{where}.set", f"{overrides!r}: expected a table of config overrides", line)
-        overrides = nest(flatten(overrides))
+        overrides = self.nest(overrides, f"{where}.set", line)
         if "config" in v:
             overrides = merge(self.run_config(v["config"], f"{where}.config", line), overrides)
         source = self.string(v, "source", where, line, "")
         dataset = self.string(v, "dataset", where, line, "")
         lr_factor = v.get("lr_factor", 1.0)
-        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) or lr_factor <= 0:
+        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) \
+                or not 0 < lr_factor < float("inf"):
             self.fail(f"{where}.lr_factor", f"{lr_factor!r}: expected a number > 0", line)
         reference = v.get("reference")
         if reference is not None and (isinstance(reference, bool) or not isinstance(
@@ -203,12 +204,20 @@ class StudyFileParser:
             self.fail(where, f"{name!r}: expected a run-config file name", line)
         path = self.path.parent / name
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            self.fail(where, f"{str(path)!r} not found", line)
+            data = tomllib.loads(read_text_file(path, "run-config file"))
+        except DlabError as exc:
+            self.fail(where, str(exc), line)
         except tomllib.TOMLDecodeError as exc:
             self.fail(where, f"{str(path)!r}: {exc}", line)
-        return nest(flatten(data))
+        return self.nest(data, where, line)
+
+    def nest(self, table: dict[str, Any], where: str, line: int | None) -> dict[str, Any]:
+        """`table` (dotted keys or nested tables) as nested tables; a key given both as a
+        value and as a table is an error naming the file and line."""
+        try:
+            return nest(flatten(table))
+        except DlabError as exc:
+            self.fail(where, str(exc), line)
 
     def resolve(self, base: dict[str, Any], overrides: dict[str, Any], where: str,
                 line: int | None) -> None:

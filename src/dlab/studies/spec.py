@@ -120,8 +120,10 @@ def find_study_file(name_or_path: str | Path) -> Path:
 
 def load_study(name_or_path: str | Path) -> StudySpec:
     """Read and fully validate a study file (or built-in study name)."""
+    from dlab.config import read_text_file
+
     path = find_study_file(name_or_path)
-    text = path.read_text()
+    text = read_text_file(path, "study file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -144,12 +146,19 @@ def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def nest(dotted: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of `flatten`."""
+    """The inverse of `flatten`; a key that is both a value and a table ("model" = 3 beside
+    "model.width" = 2) is a one-line error naming both."""
     nested: dict[str, Any] = {}
     for key, value in dotted.items():
         parts = key.split(".")
         node = nested
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise DlabError(f"{key!r}: {'.'.join(parts[:i + 1])!r} is set to {node!r}, "
+                                "not a table of keys")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise DlabError(f"{key!r} = {value!r}: {key!r} is also a table of keys "
+                            f"({', '.join(repr(f'{key}.{k}') for k in node[parts[-1]])})")
         node[parts[-1]] = value
     return nested

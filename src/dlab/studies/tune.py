@@ -37,14 +37,14 @@ Must not import torch or optuna at module level.
 
 from __future__ import annotations
 
+import math
 import time
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlab.config import merge, resolve
+from dlab.config import load_toml, merge, resolve
 from dlab.errors import DlabError
 from dlab.results import is_done, primary_value, read_result, reopen
 from dlab.runs import METRICS, read_jsonl, run_lock
@@ -92,17 +92,18 @@ def load_tune_spec(path: str | Path) -> TuneSpec:
     """Read and validate a search-space file; errors name the file and the key."""
     path = Path(path)
     where = f"search space {str(path)!r}"
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise DlabError(f"{where} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DlabError(f"{where}: {exc}") from None
+    data = load_toml(path, "search space")
     for key in data:
         if key not in _TOP_KEYS:
             raise DlabError(f"{where}: unknown key {key!r}; expected one of: "
                             + ", ".join(sorted(_TOP_KEYS)))
-    base = nest(flatten(data.get("base", {})))
+    base = data.get("base", {})
+    if not isinstance(base, dict):
+        raise DlabError(f"{where}: base = {base!r}; expected a [base] table of config keys")
+    try:
+        base = nest(flatten(base))
+    except DlabError as exc:
+        raise DlabError(f"{where}: base: {exc}") from None
     _resolve(base, {}, f"{where}: base")
     space = data.get("space", {})
     if not isinstance(space, dict) or not space:
@@ -160,14 +161,37 @@ def _param(key: str, value: Any, base: dict, where: str) -> ParamSpec:
                 or low >= high:
             raise DlabError(f"{at}: low = {low!r}, high = {high!r}; expected {kind}s with "
                             "low < high")
+        if not all(math.isfinite(v) for v in (low, high)):
+            raise DlabError(f"{at}: low = {low!r}, high = {high!r}; expected finite numbers")
         log = value.get("log", False)
+        if not isinstance(log, bool):
+            raise DlabError(f"{at}.log = {log!r}; expected true or false")
         if log and low <= 0:
             raise DlabError(f"{at}: log = true needs low > 0 (got {low!r})")
-        spec = ParamSpec(key, kind, low, high, bool(log), value.get("step"))
+        spec = ParamSpec(key, kind, low, high, log, _step(value, kind, log, low, high, at))
         probes = [low, high]
     for probe in probes:  # both ends must make valid configs, so errors surface before training
         _resolve(base, nest({key: probe}), at)
     return spec
+
+
+def _step(value: dict, kind: str, log: bool, low: float, high: float, at: str
+          ) -> float | None:
+    """The parameter's `step` (None: continuous floats, 1 for ints), as optuna accepts it."""
+    step = value.get("step")
+    if step is None:
+        return None
+    num = (int,) if kind == "int" else (int, float)
+    if isinstance(step, bool) or not isinstance(step, num) or not 0 < step < float("inf"):
+        raise DlabError(f"{at}.step = {step!r}; expected "
+                        + ("an integer >= 1" if kind == "int" else "a number > 0"))
+    if log and (kind == "float" or step != 1):
+        raise DlabError(f"{at}: step = {step!r} with log = true; a log-scale parameter takes "
+                        "no step (optuna samples it continuously)"
+                        + (" or step = 1" if kind == "int" else ""))
+    if step > high - low:
+        raise DlabError(f"{at}.step = {step!r}; expected at most high - low = {high - low!r}")
+    return step
 
 
 def suggest(trial: Any, params: tuple[ParamSpec, ...]) -> dict[str, Any]:
