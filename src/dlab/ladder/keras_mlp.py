@@ -15,12 +15,15 @@ from dlab.errors import DlabError
 from dlab.ladder.config import LadderConfig, LadderResult, lr_for_step
 
 
-def _keras():
+def load_keras():
+    """The keras module on its torch backend; a one-line error naming the `keras` extra when
+    it cannot be imported."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         import keras
     except ImportError:
-        raise DlabError("the Keras rung needs keras>=3.3: pip install 'dlab[keras]'") from None
+        raise DlabError("the keras rung needs keras>=3.3 (the 'keras' extra): pip install "
+                        "'dlab[keras]'") from None
     if keras.backend.backend() != "torch":
         raise DlabError(f"Keras backend is {keras.backend.backend()!r}; expected 'torch' "
                         f"(set KERAS_BACKEND=torch before importing keras)")
@@ -58,7 +61,7 @@ def make_optimizer(cfg: LadderConfig, keras):
 
 def train_steps(cfg: LadderConfig, params, batches) -> LadderResult:
     cfg.validate()
-    keras = _keras()
+    keras = load_keras()
     keras.utils.set_random_seed(cfg.seed)
     model = build(cfg, keras)
     L = len(cfg.model.hidden) + 1
