@@ -1,8 +1,6 @@
 """Run identity: keys are stable when defaulted fields are added, and dlab 0.1's keys are found."""
 
 import dataclasses
-import hashlib
-import json
 
 from dlab.config import config_key, non_default, resolve
 
@@ -40,7 +38,10 @@ def test_non_default_names_another_model_and_its_changed_fields():
     assert diff["train"] == {"epochs": 3} and diff["data"]["dataset"] == "mnist"
 
 
-def test_legacy_hash_is_dlab_0_1_digest_of_the_whole_config():
-    cfg = resolve(FIXED)
-    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
-    assert cfg.legacy_hash() == hashlib.sha256(text.encode()).hexdigest()[:12]
+def test_legacy_hash_is_the_key_dlab_0_1_gave():
+    # computed by dlab 0.1 (158b0c7): `resolve(cfg).hash()` there
+    assert resolve(FIXED).legacy_hash() == "54f61c75067c"
+    # a config relying on 0.1's default normalization (MNIST's) on MNIST is the same run
+    assert resolve({"data": {"dataset": "mnist"}}).legacy_hash() == "a2d346ad52ff"
+    # on Fashion-MNIST the default is now the dataset's own statistics: another run
+    assert resolve({}).legacy_hash() != "154f2fddd439"

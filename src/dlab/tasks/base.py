@@ -142,9 +142,14 @@ class Session(Protocol):
 
 
 class Callback:
-    """Hooks into the trainer's loop; every method is optional."""
+    """Hooks into the trainer's loop; every method is optional. A callback with `every_steps`
+    = N > 0 also gets `on_step(run, step)` after every N-th optimizer step (gradients intact)."""
+
+    every_steps: int = 0
 
     def on_fit_start(self, run: "FitState") -> None: ...
+
+    def on_step(self, run: "FitState", step: int) -> None: ...
 
     def on_epoch_end(self, run: "FitState", row: dict[str, Any]) -> bool | None:
         """Called after each epoch's row is written and checkpointed; True stops the run

@@ -32,6 +32,7 @@ from dlab.tasks.base import Callback, FitState, OpenContext, Task
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.evaluate import resolve_device
 from dlab.torch_engine.sinks import Progress, TensorBoardSink, flat_hparams
+from dlab.torch_engine.tb_extras import tensorboard_extras
 
 
 def _finite(x: Any) -> Any:
@@ -140,8 +141,14 @@ class _Trainer:
         n = 0
         start = time.perf_counter()
         schedulers = list(self.s.schedulers.values())
+        # callbacks with `every_steps` (TensorBoard histograms) see the step's gradients
+        step_cbs = [cb for cb in self.callbacks if getattr(cb, "every_steps", 0)]
+        first = self.state.epoch * self.s.steps_per_epoch
         for i, batch in enumerate(self.s.batches(), 1):
             out = self.s.step(batch)
+            for cb in step_cbs:
+                if (first + i) % cb.every_steps == 0:
+                    cb.on_step(self.state, first + i)
             n += int(out.pop("n"))
             for key, value in out.items():
                 if key in sums:
@@ -307,9 +314,13 @@ def _fit_locked(task: Task, cfg: Any, run_dir: Path, data_dir, device: str, prog
     torch.manual_seed(cfg.train.seed)
     session = task.open(cfg, OpenContext(run_dir, dev, data_dir))  # bad data fails here
     if not known:
-        start_run(run_dir, cfg.to_dict(), {"task": task.name, "config_key": cfg.hash(),
-                                          "device": dev.type, **session.info(),
-                                          **(manifest_extra or {})})
+        extra = {"task": task.name, "config_key": cfg.hash(), "device": dev.type,
+                 **session.info(), **(manifest_extra or {})}
+        if dev.type == "cpu":  # results depend on it (BENCHMARKS.md, thread invariance)
+            from dlab.torch_engine.fused import kernel_info
+
+            extra["fused_kernel"] = kernel_info()
+        start_run(run_dir, cfg.to_dict(), extra)
     trainer = _Trainer(task, cfg, run_dir, session, dev, [])
     resumed = (trainer.ckpt_dir / "last.json").exists()
     copied: list[dict[str, Any]] = []
@@ -337,7 +348,8 @@ def _fit_locked(task: Task, cfg: Any, run_dir: Path, data_dir, device: str, prog
                          "config")
         for row in copied:
             tb.epoch(row)
-        trainer.callbacks = [_TensorBoard(tb, task.primary), _Progress(show), *callbacks]
+        trainer.callbacks = [_TensorBoard(tb, task.primary), _Progress(show),
+                             *tensorboard_extras(cfg, session, tb.writer), *callbacks]
         result = trainer.run(show, tb, copied)
     finally:
         tb.close()

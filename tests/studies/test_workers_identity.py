@@ -1,0 +1,51 @@
+"""An item's metrics do not depend on how many workers ran the study (its thread count is not
+part of its key): thread-invariant models share the cores, the others always get all of them."""
+
+import json
+import os
+
+from dlab.studies import load_study, plan_study
+from dlab.studies.local import LocalConfig, item_threads, run_plan
+
+STUDY = """
+name = "workers"
+[base]
+data.dataset = "mnist"
+data.train_limit = 512
+data.val_limit = 256
+train.epochs = 2
+train.batch_size = 64
+[[questions]]
+key = "q"
+title = "t"
+text = "t"
+explanation = "t"
+[[questions.variants]]
+label = "net"
+[[questions.variants]]
+label = "cnn"
+set = { "model.name" = "cnn", "model.channels" = [8, 16], "model.convs_per_stage" = 1 }
+"""
+
+
+def _metrics(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+
+
+def test_same_metrics_with_one_and_two_workers(tmp_path, data_dir):
+    path = tmp_path / "workers.toml"
+    path.write_text(STUDY)
+    study = load_study(path)
+    metrics = {}
+    for workers in (1, 2):
+        plan = plan_study(study, tmp_path / f"runs-{workers}")
+        cfg = LocalConfig(workers=workers, data_dir=str(data_dir))
+        out = run_plan(plan, cfg, echo=lambda line: None)
+        assert not out.failed and len(out.ran) == 2
+        metrics[workers] = {item.key: _metrics(item.run_dir) for item in plan.runs}
+        threads = {item.config.model.name: item_threads(item, cfg) for item in plan.runs}
+        assert threads["cnn"] == (os.cpu_count() or 1)  # not thread-invariant: all cores
+    assert metrics[1].keys() == metrics[2].keys()
+    for key in metrics[1]:
+        assert metrics[1][key] == metrics[2][key], key
