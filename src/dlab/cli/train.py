@@ -165,6 +165,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.out.is_dir():
         raise DlabError(f"--out {str(args.out)!r} is a folder; expected a CSV file path")
+    if not args.out.parent.is_dir():
+        raise DlabError(f"--out {str(args.out)!r}: folder {str(args.out.parent)!r} does not "
+                        "exist; expected a CSV file path in an existing folder")
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
     data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)

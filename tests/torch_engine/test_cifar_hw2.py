@@ -1,0 +1,157 @@
+"""GaTech HW2 part 2 on tiny CIFAR-10 slices: the convnet's shape, size and padding, its bad
+input, airnet's whitening layer, and the course's files after a short run (iteration curves,
+the log whose last line is the test accuracy, predictions.csv)."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from dlab.config import merge, resolve
+from dlab.errors import DlabError
+from dlab.models.convnet import ConvNetConfig
+from dlab.runs import read_jsonl
+from dlab.torch_engine.models import build_model, count_params
+from dlab.torch_engine.train import train_run
+
+
+def test_course_convnet_output_shape_and_parameter_count():
+    model = build_model(ConvNetConfig(), (3, 32, 32), 10)
+    assert model(torch.zeros(5, 3, 32, 32)).shape == (5, 10)
+    # conv 3x7x7x32 + 32 biases, affine 32*16*16 -> 10 + 10 biases
+    expected = 3 * 49 * 32 + 32 + 32 * 16 * 16 * 10 + 10
+    assert count_params(model) == expected == ConvNetConfig().parameters()
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7, 9])
+def test_same_padding_keeps_the_size_for_odd_filters(kernel):
+    model = build_model(ConvNetConfig(kernel=kernel, filters=(8, 4)), (3, 32, 32), 10)
+    conv1 = model.conv1
+    assert conv1(torch.zeros(2, 3, 32, 32)).shape == (2, 8, 32, 32)
+    assert count_params(model) == ConvNetConfig(kernel=kernel, filters=(8, 4)).parameters()
+
+
+def test_even_filter_size_is_a_one_line_error():
+    with pytest.raises(DlabError, match=r"model.kernel = 4; expected an odd filter size"):
+        resolve({"data": {"dataset": "cifar10"}, "model": {"name": "convnet", "kernel": 4}})
+
+
+def test_filter_that_does_not_fit_is_a_one_line_error():
+    with pytest.raises(DlabError, match=r"model.kernel = 35 .*at most 32 pixels"):
+        resolve({"model": {"name": "convnet", "kernel": 35}})
+    # three blocks of 32 -> 16 -> 8: a 9x9 filter does not fit the third block (8 wide)
+    with pytest.raises(DlabError, match=r"model.kernel = 9 with 3 conv block\(s\).*at most 8"):
+        resolve({"model": {"name": "convnet", "kernel": 9, "filters": [4, 4, 4]}})
+    # MNIST's 28x28 -> 14: a 15x15 filter fits CIFAR-10's second block (16 wide), not MNIST's
+    cfg = resolve({"model": {"name": "convnet", "kernel": 15, "filters": [4, 4]}})
+    with pytest.raises(DlabError, match=r"does not fit images of 28x28.*at most 14 pixels"):
+        build_model(cfg.model, (1, 28, 28), 10)
+
+
+def test_deliverables_need_iteration_evaluation():
+    with pytest.raises(DlabError, match=r"train.deliverables = 'convnet' needs train.eval_every"):
+        resolve({"train": {"deliverables": "convnet"}})
+    with pytest.raises(DlabError, match=r"train.deliverables = 'a/b'; expected a file-name"):
+        resolve({"train": {"deliverables": "a/b", "eval_every": 5}})
+
+
+def test_airnet_whitening_decorrelates_patches():
+    from dlab.models.airnet import AirNetConfig
+
+    model = build_model(AirNetConfig(widths=(8, 8, 8)), (3, 32, 32), 10)
+    g = torch.Generator().manual_seed(0)
+    mix = torch.tensor([[1.0, 0.8, 0.2], [0.0, 0.6, 0.5], [0.0, 0.0, 0.3]])
+    x = torch.einsum("dc,nchw->ndhw", mix, torch.randn(200, 3, 32, 32, generator=g))
+    model.data_init(x)
+    whiten = model[0]
+    assert not whiten.weight.requires_grad and whiten.out_channels == 24
+    out = torch.nn.functional.conv2d(x, whiten.weight[:12])  # the + half: the whitened basis
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1)
+    cov = torch.cov(flat)
+    assert torch.allclose(cov, torch.diag(cov.diagonal()), atol=0.05)
+    assert model(x[:4]).shape == (4, 10)
+
+
+TINY = {"data": {"dataset": "cifar10", "validation": "holdout", "val_size": 1000,
+                 "train_limit": 512, "val_limit": 200},
+        "model": {"name": "convnet", "filters": [8]},
+        "optim": {"name": "adam", "lr": 1e-3},
+        "train": {"epochs": 2, "batch_size": 64, "eval_every": 3, "deliverables": "convnet"}}
+
+
+@pytest.fixture(scope="module")
+def hw2_run(tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("hw2")
+    result = train_run(resolve(TINY), run, data_dir=data_dir, device="cpu", progress=False)
+    return run, result
+
+
+def test_the_course_files_exist_and_are_well_formed(hw2_run):
+    run, result = hw2_run
+    for name in ("convnet_lossvstrain.png", "convnet_valaccuracy.png", "convnet_gridfilt.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    last = (run / "convnet.log").read_text().splitlines()[-1]
+    assert last.startswith("test accuracy: ")
+    assert float(last.split()[2]) == pytest.approx(result["final"]["test_acc"], abs=1e-4)
+    with (run / "predictions.csv").open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["image_id", "label"]
+    assert len(rows) == 1 + 200  # the test set's limited count (data.val_limit)
+    ids = [int(r[0]) for r in rows[1:]]
+    assert ids == sorted(ids) and len(set(ids)) == 200 and max(ids) < 10000
+    assert {int(r[1]) for r in rows[1:]} <= set(range(10))
+
+
+def test_steps_hold_every_iteration_and_periodic_validation(hw2_run):
+    run, result = hw2_run
+    steps = read_jsonl(run / "steps.jsonl")
+    assert [r["step"] for r in steps] == list(range(1, 2 * 8 + 1))  # 512 / 64 = 8 per epoch
+    assert all(r["loss"] > 0 for r in steps)
+    evaluated = [r["step"] for r in steps if "val_acc" in r]
+    assert evaluated == [3, 6, 9, 12, 15]
+    # the epoch's mean loss is the mean of its steps' losses (equal batches)
+    epoch1 = read_jsonl(run / "metrics.jsonl")[0]["loss"]
+    assert epoch1 == pytest.approx(sum(r["loss"] for r in steps[:8]) / 8, rel=1e-5)
+    assert 0 <= result["final"]["test_acc"] <= 1 and result["final"]["val_acc"] is not None
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_keeps_the_iteration_record(hw2_run, tmp_path, data_dir):
+    """A run interrupted after epoch 1 and resumed records the same steps as the whole run."""
+    run, result = hw2_run
+    partial = tmp_path / "partial"
+
+    def stop(row):
+        raise _Killed
+
+    with pytest.raises(_Killed):
+        train_run(resolve(TINY), partial, data_dir=data_dir, device="cpu", progress=False,
+                  on_epoch=stop)
+    resumed = train_run(resolve(TINY), partial, data_dir=data_dir, device="cpu", progress=False)
+    assert read_jsonl(partial / "steps.jsonl") == read_jsonl(run / "steps.jsonl")
+    assert resumed["final"]["test_acc"] == result["final"]["test_acc"]
+
+
+def test_default_runs_are_unchanged_by_the_options(tmp_path, data_dir):
+    """eval_every = 0 (the default): no steps.jsonl, no extra session state."""
+    cfg = resolve({"data": {"dataset": "cifar10", "train_limit": 256, "val_limit": 100},
+                   "model": {"name": "convnet", "filters": [4]},
+                   "train": {"epochs": 1, "batch_size": 64}})
+    result = train_run(cfg, tmp_path / "r", data_dir=data_dir, device="cpu", progress=False)
+    assert not (tmp_path / "r" / "steps.jsonl").exists()
+    assert "test_acc" not in result["final"]  # validation is the test set here
+
+
+def test_prediction_path_in_a_missing_folder_is_an_error_before_work(hw2_run, tmp_path, capsys):
+    from dlab.cli import main
+
+    run, _ = hw2_run
+    out = tmp_path / "missing" / "p.csv"
+    code = main(["predict", str(run / "checkpoints" / "best"), "--out", str(out),
+                 "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "missing" in err[0] and "folder" in err[0]
