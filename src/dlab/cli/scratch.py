@@ -69,8 +69,17 @@ def _mlp(args: argparse.Namespace) -> int:
 
 
 def _convnet(args: argparse.Namespace) -> int:
+    from dlab.errors import DlabError
     from dlab.numpy_engine.cifar_convnet import ConvNetRunConfig, run_cifar_convnet
 
+    for flag, value in (("--epochs", args.epochs), ("--train-size", args.train_size),
+                        ("--val-size", args.val_size)):
+        if value < 1:
+            raise DlabError(f"{flag} {value}: expected an integer >= 1")
+    if args.seed < 0:
+        raise DlabError(f"--seed {args.seed}: expected an integer >= 0")
+    if not 0 < args.lr_decay <= 1:
+        raise DlabError(f"--lr-decay {args.lr_decay}: expected a factor per iteration in (0, 1]")
     cfg = ConvNetRunConfig(epochs=args.epochs, train_size=args.train_size,
                            val_size=args.val_size, seed=args.seed, lr_decay=args.lr_decay)
     print(run_cifar_convnet(cfg, args.data_dir, runs_dir(args)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from dlab.results import metric, primary_value, read_result
 from dlab.runs import CONFIG, atomic_write_bytes, check_run, create_run_dir, is_locked, \
     list_runs, one_line_os_errors, read_json, remove_unstarted, timestamp
 
+DEFAULT_LR_FACTOR = 0.05  # finetune: the checkpoint's lr x this (20x smaller)
+FINETUNE_DATASET = "mnist"  # finetune's default target (the assignment's Fashion-MNIST -> MNIST)
+
 # Convenience flags and the config keys they set.
 FLAG_KEYS = {
     "dataset": "data.dataset", "model": "model.name", "epochs": "train.epochs",
@@ -26,11 +30,13 @@ FLAG_KEYS = {
 }
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
+def _add_config_flags(p: argparse.ArgumentParser,
+                      dataset_help: str = "mnist, fashion-mnist or cifar10 (default "
+                                          "fashion-mnist)") -> None:
     p.add_argument("--config", type=Path, help="a TOML file with [data] [model] [optim] [train]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.bn_conv1=true (repeatable)")
-    p.add_argument("--dataset", help="mnist, fashion-mnist or cifar10 (default fashion-mnist)")
+    p.add_argument("--dataset", help=dataset_help)
     p.add_argument("--model", help="architecture: " + ", ".join(models())
                    + " (net: the assignment's default; dlab/models/ holds one file each)")
     p.add_argument("--epochs", type=int)
@@ -100,9 +106,21 @@ def _train_into(cfg: RunConfig, run_dir: Path, args: argparse.Namespace, fresh: 
     return 0 if result["status"] in ("finished", "pruned") else 1
 
 
+def _given_config_flags(args: argparse.Namespace) -> list[str]:
+    """The config flags given on the command line, as typed (--epochs, --set ...)."""
+    given = [f"--{attr.replace('_', '-')}" for attr in ("config", *FLAG_KEYS)
+             if getattr(args, attr, None) is not None]
+    return given + (["--set"] if args.set else [])
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     root = runs_dir(args)
     if args.resume and args.resume != "auto":
+        given = _given_config_flags(args)
+        if given:
+            raise DlabError(f"--resume {args.resume} with {', '.join(given)}: a resumed run "
+                            "keeps the config it started with; drop those flags, or train a "
+                            "new run without --resume")
         run_dir = Path(args.resume)
         if not (run_dir / CONFIG).is_file():
             raise DlabError(f"--resume {str(run_dir)!r}: not a run directory (no {CONFIG})")
@@ -138,13 +156,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from dlab.torch_engine.checkpoint import checkpoint_json, read_checkpoint
 
-    if args.lr_factor <= 0:
-        raise DlabError(f"--lr-factor {args.lr_factor}; expected a factor > 0 (e.g. 0.05)")
+    if args.lr_factor is not None and not 0 < args.lr_factor < math.inf:
+        raise DlabError(f"--lr-factor {args.lr_factor}: expected a number > 0 (e.g. 0.05)")
+    set_lr = "optim.lr" in {item.partition("=")[0].strip() for item in args.set}
+    if args.lr_factor is not None and (args.lr is not None or set_lr):
+        given = f"--lr {args.lr}" if args.lr is not None else "--set optim.lr"
+        raise DlabError(f"{given} and --lr-factor {args.lr_factor}: give one (--lr sets the "
+                        "learning rate, --lr-factor scales the checkpoint's)")
+    factor = DEFAULT_LR_FACTOR if args.lr_factor is None else args.lr_factor
     source = checkpoint_json(args.checkpoint)
     meta, _ = read_checkpoint(source)  # unreadable or corrupt: one line before any run dir
     try:
         base = meta["config"]
-        base["optim"]["lr"] = base["optim"]["lr"] * args.lr_factor
+        base["optim"]["lr"] = base["optim"]["lr"] * factor
         base["data"]["dataset"] = args.dataset
         base["train"]["init_from"] = str(source.resolve().with_suffix(""))
     except (KeyError, TypeError):
@@ -253,10 +277,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("finetune", help="continue training a checkpoint on a dataset")
     p.add_argument("checkpoint", help="run directory or <run>/checkpoints/best|last")
-    p.add_argument("--lr-factor", type=float, default=0.05,
-                   help="multiply the checkpoint's lr by this (default 0.05 = 20x smaller)")
-    _add_config_flags(p)
-    p.set_defaults(dataset="mnist")
+    p.add_argument("--lr-factor", type=float, default=None,
+                   help=f"multiply the checkpoint's lr by this (default {DEFAULT_LR_FACTOR} = "
+                        "20x smaller; not with --lr)")
+    _add_config_flags(p, dataset_help=f"the dataset to fine-tune on: mnist, fashion-mnist or "
+                                      f"cifar10 (default {FINETUNE_DATASET})")
+    p.set_defaults(dataset=FINETUNE_DATASET)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     add_data_dir(p), add_runs_dir(p), add_device(p)
     p.set_defaults(func=cmd_finetune)
