@@ -3,9 +3,9 @@
 The recipe (pytorch/examples dcgan/main.py) reproduced without torchvision: a per-sample
 Dataset (uint8 array → PIL image → Resize → ToTensor → Normalize(0.5, 0.5)), a shuffling
 DataLoader with its `--workers 2`, then per batch D(real) + D(G(z).detach()) backward, D step,
-D(G(z)) backward, G step — same architecture (dlab's `Generator`/`Discriminator`, ngf = ndf),
+D(G(z)) backward (the same G(z)), G step — same architecture (dlab's `Generator`/`Discriminator`, ngf = ndf),
 batch, Adam(2e-4, β1 0.5) and BCE. dlab: `GanSession.batches()` + `step()` (data resident on
-the device, no D weight gradients in G's pass). Prints a table; run:
+the device, the same single G pass, no D weight gradients in G's pass). Prints a table; run:
 
     python bench/bench_gan_epoch.py --dataset mnist --n 10000 --width 64
 """
@@ -109,8 +109,9 @@ def main() -> None:
     ds = load_dataset(a.dataset, "train", a.data_dir)
     images = ds.images[:a.n]
     size = a.size or images.shape[-1]
-    t_dlab = dlab_epoch(a.dataset, a.n, a.size, a.width, a.batch, a.data_dir)
     t_recipe = recipe_epoch(images, size, a.width, a.batch, a.workers)
+    print(f"recipe: {t_recipe:.2f} s", flush=True)
+    t_dlab = dlab_epoch(a.dataset, a.n, a.size, a.width, a.batch, a.data_dir)
     steps = a.n // a.batch
     print(f"DCGAN epoch, {a.dataset} {a.n} images at {size}x{size}, width {a.width}, "
           f"batch {a.batch}, {torch.get_num_threads()} threads")

@@ -133,17 +133,25 @@ class GanSession:
     def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         x, y = batch
         b, o = len(x), self.cfg.optim
-        out = {"n": b, **self._d_step(x, y)}
-        self.step_count += 1
-        if self.step_count % o.n_critic == 0:
-            out.update(self._g_step(b))
-        return out
-
-    def _d_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        o, b = self.cfg.optim, len(x)
         z, c = self._noise(b)
+        if o.n_critic == 1:  # one G pass serves both updates (as pytorch/examples' DCGAN)
+            fake = self.g(z, c)
+            out = {"n": b, **self._d_step(x, y, fake.detach(), c)}
+            self.step_count += 1
+            out.update(self._g_step(b, fake, c))
+            return out
         with torch.no_grad():
             fake = self.g(z, c)
+        out = {"n": b, **self._d_step(x, y, fake, c)}
+        self.step_count += 1
+        if self.step_count % o.n_critic == 0:
+            z, c = self._noise(b)
+            out.update(self._g_step(b, self.g(z, c), c))
+        return out
+
+    def _d_step(self, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
+                c: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        o, b = self.cfg.optim, len(x)
         real_out, real_cls = self.d(x)
         fake_out, fake_cls = self.d(fake)
         stats: dict[str, torch.Tensor] = {}
@@ -169,11 +177,11 @@ class GanSession:
                     p.clamp_(-o.clip, o.clip)
         return {"d_loss": loss.detach() * b, **stats}
 
-    def _g_step(self, b: int) -> dict[str, torch.Tensor]:
-        z, c = self._noise(b)
+    def _g_step(self, b: int, fake: torch.Tensor, c: torch.Tensor | None
+                ) -> dict[str, torch.Tensor]:
         self.d.requires_grad_(False)  # no D weight gradients in G's backward pass
         try:
-            fake_out, fake_cls = self.d(self.g(z, c))
+            fake_out, fake_cls = self.d(fake)
             loss = losses.wasserstein_g(fake_out) if self.wgan else losses.bce_g(fake_out)
             if self.acgan:
                 loss = loss + losses.class_loss(fake_cls, c)
