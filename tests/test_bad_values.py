@@ -196,6 +196,9 @@ def test_tune_space_errors_when_the_file_is_read(text, message, tmp_path, capsys
     (["numpy", "convnet", "--train-size", "0"], "--train-size 0: expected an integer >= 1"),
     (["numpy", "convnet", "--train-size", "-5"], "--train-size -5: expected an integer >= 1"),
     (["numpy", "convnet", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
+    # a08: analysis sizes
+    (["analyze", "grad-norm", "--set", "lr=nan"], "grad-norm.lr = nan; expected a finite number"),
+    (["analyze", "grad-norm", "--set", "lr=inf"], "grad-norm.lr = inf; expected a finite number"),
 ])
 def test_conflicting_or_bad_flags(argv, message, tmp_path, capsys):
     run = tmp_path / "somerun"

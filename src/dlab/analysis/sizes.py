@@ -11,6 +11,7 @@ in `FunctionSizes`; a subclass redefines a field to change its default. Must not
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,8 @@ def _problem(value: Any, meta: dict[str, Any]) -> str | None:
             "expected one of: " + ", ".join(meta["choices"])
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "expected a finite number"
     if "above" in meta and meta["above"] is not None and not value > meta["above"]:
         return "expected a positive value" if meta["above"] == 0 else f"expected > {meta['above']}"
     lo, hi = meta.get("min"), meta.get("max")
