@@ -70,9 +70,11 @@ def _start(item: PlannedRun, cfg: LocalConfig, threads: int, logs: Path) -> _Chi
     from dlab.studies.runner import run_in_child
 
     logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{item.key}.log"
+    open(log, "a").close()  # a read-only or full place fails here, in the pool, as one line
     job = {"item": item.to_json(), "data_dir": cfg.data_dir, "device": cfg.device,
            "threads": threads}
-    proc = _fork_server().Process(target=run_in_child, args=(job, str(logs / f"{item.key}.log")),
+    proc = _fork_server().Process(target=run_in_child, args=(job, str(log)),
                                   name=f"dlab-{item.key}")
     proc.start()
     return _Child(item, proc, time.perf_counter())

@@ -173,7 +173,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     try:
         cfg = resolve(meta["config"])
         in_shape, num_classes = tuple(int(n) for n in meta["in_shape"]), int(meta["num_classes"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DlabError(f"checkpoint {where!r} is damaged or not a classifier's: "
                         f"{type(exc).__name__} {exc}") from None
     model = build_model(cfg.model, in_shape, num_classes)
