@@ -12,7 +12,7 @@ from dlab.cli import main
 from dlab.errors import DlabError
 from dlab.tasks import get_task
 
-TINY = {"model": {"hidden": 24, "embed": 12}, "train": {"epochs": 2, "batch_size": 16,
+TINY = {"model": {"hidden": 24, "embed": 12}, "train": {"epochs": 2, "batch_size": 4,
                                                         "captions_per_video": 2, "examples": 2}}
 
 

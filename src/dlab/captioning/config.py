@@ -53,11 +53,11 @@ class CaptionOptimConfig:
 
 @dataclass(frozen=True)
 class CaptionTrainConfig:
-    epochs: int = 14
-    batch_size: int = 64
+    epochs: int = 30
+    batch_size: int = 16  # videos per step (each with captions_per_video references)
     seed: int = 1
     init_from: str = ""
-    captions_per_video: int = 4  # (video, random reference) pairs per video and epoch
+    captions_per_video: int = 4  # random references per video and epoch
     # scheduled sampling: the probability of feeding the model's own previous word (argmax)
     # instead of the reference word; "linear" rises from 0 to ss_max over the epochs,
     # "inverse_sigmoid" is ss_max * (1 - k / (k + exp(epoch / k))), "none" is teacher forcing

@@ -1,4 +1,5 @@
-"""The S2VT-style captioner: frame features -> dropout -> linear projection -> encoder RNN;
+"""The S2VT-style captioner: frame features -> standardization -> dropout (whole features, the
+same for every frame) -> linear projection + ReLU -> encoder RNN;
 a decoder RNN with additive (Bahdanau) attention over the encoder outputs, started from the
 encoder's final state. Shapes: features (B, T, F), captions (B, L) of ids, logits (B, L, V).
 
@@ -20,7 +21,14 @@ class S2VT(nn.Module):
         super().__init__()
         h = cfg.hidden
         self.cell_kind, self.attention = cfg.cell, cfg.attention
-        self.proj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(feat_dim, h), nn.ReLU())
+        # per-dimension standardization of the features, set from the training set
+        # (`set_feature_stats`) and saved with the weights
+        self.register_buffer("feat_mean", torch.zeros(feat_dim))
+        self.register_buffer("feat_std", torch.ones(feat_dim))
+        # dropout drops a feature for all frames of a video at once (Dropout1d over (B, F, T)):
+        # a fresh mask per frame would bury the frame-to-frame changes that show the motion
+        self.feat_drop = nn.Dropout1d(cfg.dropout)
+        self.proj = nn.Sequential(nn.Linear(feat_dim, h), nn.ReLU())
         rnn = nn.GRU if cfg.cell == "gru" else nn.LSTM
         cell = nn.GRUCell if cfg.cell == "gru" else nn.LSTMCell
         self.encoder = rnn(h, h, batch_first=True)
@@ -34,9 +42,17 @@ class S2VT(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(h + ctx, vocab_size)
 
+    @torch.no_grad()
+    def set_feature_stats(self, feats: torch.Tensor) -> None:
+        """Standardize features by the mean and std over all frames of `feats` (N, T, F)."""
+        flat = feats.reshape(-1, feats.shape[-1])
+        self.feat_mean.copy_(flat.mean(0))
+        self.feat_std.copy_(flat.std(0).clamp(min=1e-3))
+
     def encode(self, feats: torch.Tensor):
         """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state)."""
-        enc, last = self.encoder(self.proj(feats))
+        x = self.feat_drop(((feats - self.feat_mean) / self.feat_std).transpose(1, 2))
+        enc, last = self.encoder(self.proj(x.transpose(1, 2)))
         state = last[0] if self.cell_kind == "gru" else (last[0][0], last[1][0])
         keys = self.att_enc(enc) if self.attention else None
         return enc, keys, state
@@ -57,9 +73,17 @@ class S2VT(nn.Module):
         return self.out(out), state, weights
 
     def forward(self, feats: torch.Tensor, inputs: torch.Tensor, sample_prob: float = 0.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Teacher-forced logits (B, L, V) for decoder inputs (B, L) (`<BOS>` first)."""
+                generator: torch.Generator | None = None, owners: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Teacher-forced logits (C, L, V) for decoder inputs (C, L) (`<BOS>` first); caption
+        i belongs to video `owners[i]` of `feats` (default: video i), so each video is encoded
+        once however many of its captions are decoded."""
         enc, keys, state = self.encode(feats)
+        if owners is not None:
+            enc = enc[owners]
+            keys = None if keys is None else keys[owners]
+            state = state[owners] if not isinstance(state, tuple) else tuple(
+                x[owners] for x in state)
         logits, words = [], inputs[:, 0]
         for t in range(inputs.shape[1]):
             if t > 0:

@@ -2,8 +2,9 @@
 
 Data: every training video's features (every `frame_stride`-th frame, float32) and all its
 reference captions as ids stay in memory; an epoch is `captions_per_video` (video, random
-reference) pairs per video in a random order (both drawn from the session's generator). A step
-is one Adam update of the per-caption mean cross-entropy under scheduled sampling. Each epoch
+reference) pairs per video, `batch_size` videos per step in a random order (both drawn from the
+session's generator; each video is encoded once per step for all its captions). A step is one
+Adam update of the per-caption mean cross-entropy under scheduled sampling. Each epoch
 evaluates greedy captions of the validation split (`data.val_split`): CIDEr-D (the primary
 metric), corpus BLEU-4, the course BLEU@1, the "named right" rate on synthetic sets, and the
 validation loss. The final evaluation adds beam search, the compositional split and the best
@@ -70,10 +71,10 @@ class CaptionSession:
         self.other = (_Split(read_split(self.root, other), self.vocab, cfg, self.device)
                       if (self.root / f"{other}_label.json").is_file() else None)
         self.model = S2VT(len(self.vocab), FEATURE_DIM, cfg.model).to(self.device)
+        self.model.set_feature_stats(self.train.feats)
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                weight_decay=cfg.optim.weight_decay)
-        pairs = len(train) * cfg.train.captions_per_video
-        self.steps_per_epoch = math.ceil(pairs / cfg.train.batch_size)
+        self.steps_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
         total = self.steps_per_epoch * cfg.train.epochs
         # a scheduler always (the trainer checkpoints the dict); "constant" multiplies by 1
         lam = _Cosine(total) if cfg.optim.schedule == "cosine" else _Constant()
@@ -88,15 +89,17 @@ class CaptionSession:
 
     # the loop ------------------------------------------------------------------------------
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """`batch_size` videos per batch, each with `captions_per_video` random references
+        (drawn with replacement): (videos (B,), caption rows (B * k,))."""
         s, k = self.train, self.cfg.train.captions_per_video
-        videos = torch.arange(len(s.split), device=self.device).repeat(k)
-        pick = (torch.rand(len(videos), generator=self.generator, device=self.device)
-                * s.counts[videos]).long()
-        order = torch.randperm(len(videos), generator=self.generator, device=self.device)
-        videos, caps = videos[order], (s.first[videos] + pick)[order]
+        videos = torch.randperm(len(s.split), generator=self.generator, device=self.device)
+        owners = videos.repeat_interleave(k)
+        pick = (torch.rand(len(owners), generator=self.generator, device=self.device)
+                * s.counts[owners]).long()
+        caps = s.first[owners] + pick
         bs = self.cfg.train.batch_size
         for i in range(0, len(videos), bs):
-            yield videos[i:i + bs], caps[i:i + bs]
+            yield videos[i:i + bs], caps[i * k:(i + bs) * k]
 
     def sample_prob(self) -> float:
         return sampling_probability(self.cfg.train, self.steps_done // self.steps_per_epoch)
@@ -105,8 +108,10 @@ class CaptionSession:
         videos, caps = batch
         ids = self.train.caps[caps]
         p = self.sample_prob()
-        logits = self.model(self.train.feats[videos], ids[:, :-1], p, self.generator)
-        loss = caption_loss(logits, ids[:, 1:]).sum()
+        k = self.cfg.train.captions_per_video
+        owners = torch.arange(len(videos), device=self.device).repeat_interleave(k)
+        logits = self.model(self.train.feats[videos], ids[:, :-1], p, self.generator, owners)
+        loss = caption_loss(logits, ids[:, 1:]).sum() / k  # per video: its captions' mean
         opt = self.optimizers[MAIN]
         opt.zero_grad(set_to_none=True)
         (loss / len(videos)).backward()
@@ -122,8 +127,9 @@ class CaptionSession:
     def _val_loss(self, s: _Split) -> float:
         total = 0.0
         for i in range(0, len(s.caps), 256):
-            ids = s.caps[i:i + 256]
-            logits = self.model(s.feats[s.owner[i:i + 256]], ids[:, :-1])
+            ids, own = s.caps[i:i + 256], s.owner[i:i + 256]
+            first = int(own[0])
+            logits = self.model(s.feats[first:int(own[-1]) + 1], ids[:, :-1], owners=own - first)
             total += float(caption_loss(logits, ids[:, 1:]).sum())
         return total / len(s.caps)
 

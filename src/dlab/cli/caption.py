@@ -27,6 +27,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dlab.tasks import get_task
     from dlab.torch_engine.trainer import fit
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     task = get_task("caption")
     data = load_toml(args.config) if args.config else {}
     cfg = task.resolve(merge(data, parse_set_args(args.set)))
@@ -128,6 +132,7 @@ def register(sub) -> None:
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set data.root=path (repeatable)")
     q.add_argument("--resume", metavar="RUN_DIR", help="continue this run directory")
+    q.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy CPU)")
     q.add_argument("--quiet", action="store_true")
     add_data_dir(q), add_runs_dir(q), add_device(q)
     q.set_defaults(func=cmd_train)
