@@ -19,7 +19,7 @@ def run_dirs(root):
 def trained(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("runs")
     assert main(["train", "--data-dir", str(data_dir), "--runs-dir", str(root), "--quiet",
-                 *TINY]) == 0
+                 *TINY, "--lr", "0.1", "--set", "data.train_limit=2000"]) == 0  # 32 steps
     (run,) = run_dirs(root)
     return root, run
 
@@ -27,7 +27,9 @@ def trained(tmp_path_factory, data_dir):
 def test_train_prints_final_accuracy_and_writes_a_run(trained, capsys, data_dir):
     root, run = trained
     result = json.loads((run / "result.json").read_text())
-    assert result["status"] == "finished" and 0 < result["final"]["val_acc"] <= 1
+    # chance is 0.10 on the 200 validation images (sd 0.02); 32 SGD steps at lr 0.1 give ~0.4
+    assert result["status"] == "finished" and result["final"]["val_acc"] > 0.25
+    assert result["best"]["val_acc"] >= result["final"]["val_acc"]
     assert json.loads((run / "config.json").read_text())["data"]["dataset"] == "fashion-mnist"
     main(["runs", "--runs-dir", str(root)])
     out = capsys.readouterr().out
@@ -59,7 +61,7 @@ def test_eval_predict_and_finetune(trained, tmp_path, capsys, data_dir):
     (ft,) = run_dirs(ft_root)
     cfg = json.loads((ft / "config.json").read_text())
     assert cfg["data"]["dataset"] == "mnist"
-    assert cfg["optim"]["lr"] == pytest.approx(0.01 * 0.05)
+    assert cfg["optim"]["lr"] == pytest.approx(0.1 * 0.05)
     assert cfg["train"]["init_from"].endswith("checkpoints/best")
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from dlab.cli import main
 from dlab.results import read_result
 
@@ -42,4 +44,10 @@ def test_numpy_mlp_bad_input(tmp_path, data_dir, capsys):
 def test_gradcheck_command_prints_errors(capsys):
     assert main(["gradcheck", "--only", "affine", "conv_im2col"]) == 0
     out = capsys.readouterr().out
-    assert "conv_im2col" in out and "worst relative error" in out
+    errors = {tuple(line.split()[:2]): float(line.split()[2]) for line in out.splitlines()
+              if line.startswith(("affine ", "conv_im2col "))}
+    assert set(errors) == {(name, p) for name in ("affine", "conv_im2col") for p in "xwb"}
+    # centred differences in float64: a wrong backward gives errors near 1, not 1e-7
+    assert max(errors.values()) < 1e-7
+    worst = float(out.split("worst relative error:")[1].split()[0])
+    assert worst == pytest.approx(max(errors.values()), rel=0.01)
