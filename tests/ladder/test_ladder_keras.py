@@ -38,3 +38,17 @@ def test_keras_matches_numpy_for_100_steps(rule, data_dir):
     assert rel <= 1e-4, rel
     for k in ref.params:
         np.testing.assert_allclose(got.params[k], ref.params[k], rtol=1e-3, atol=1e-5)
+
+
+def test_keras_rung_in_the_task_with_leaky_relu_agrees(tmp_path, data_dir):
+    # Keras' LeakyReLU slope defaults to 0.3 (0.2 as an activation string); the engine's is 0.01
+    from dlab.tasks import RunContext, get_task, run_task
+
+    task = get_task("ladder")
+    cfg = task.resolve({"rungs": ["numpy", "keras"], "steps": 40, "train_limit": 1280,
+                        "test_limit": 500, "ladder": {"batch_size": 32, "model": {
+                            "hidden": [16, 8], "dtype": "float64", "activation": "leaky_relu",
+                            "reg": 1e-3}}})
+    result = run_task(task, cfg, RunContext(tmp_path, str(data_dir), progress=False))
+    assert result["final"]["parity_ok"] == 1
+    assert result["final"]["loss_diff_keras"] <= 1e-5

@@ -14,6 +14,8 @@ import os
 from dlab.errors import DlabError
 from dlab.ladder.config import LadderConfig, LadderResult, lr_for_step
 
+LEAKY_SLOPE = 0.01  # dlab.numpy_engine.layers.leaky_relu_forward's default
+
 
 def load_keras():
     """The keras module on its torch backend; a one-line error naming the `keras` extra when
@@ -37,9 +39,13 @@ def build(cfg: LadderConfig, keras):
     layers = [keras.Input((m.input_dim,), dtype=dt)]
     if m.input_dropout:
         layers.append(keras.layers.Dropout(m.input_dropout, seed=cfg.seed, dtype=dt))
-    act = "leaky_relu" if m.activation == "leaky_relu" else m.activation
     for i, (width, p) in enumerate(zip(m.hidden, m.dropout)):
-        layers.append(keras.layers.Dense(width, activation=act, kernel_regularizer=reg, dtype=dt))
+        if m.activation == "leaky_relu":  # Keras' default slope is 0.2; the engine's is 0.01
+            layers += [keras.layers.Dense(width, kernel_regularizer=reg, dtype=dt),
+                       keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, dtype=dt)]
+        else:
+            layers.append(keras.layers.Dense(width, activation=m.activation,
+                                             kernel_regularizer=reg, dtype=dt))
         if p:
             layers.append(keras.layers.Dropout(p, seed=cfg.seed + 1 + i, dtype=dt))
     layers.append(keras.layers.Dense(m.num_classes, kernel_regularizer=reg, dtype=dt))
