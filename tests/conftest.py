@@ -32,10 +32,14 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("DLAB_DATA_DIR", raising=False)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("DLAB_SLOW") == "1" or "slow" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="slow test: set DLAB_SLOW=1 or use -m slow")
+    """slow: run with DLAB_SLOW=1 (CI does); soak: the long fault matrices, DLAB_SOAK=1 only."""
+    markexpr = config.option.markexpr or ""
+    slow = os.environ.get("DLAB_SLOW") == "1" or "slow" in markexpr
+    soak = os.environ.get("DLAB_SOAK") == "1" or "soak" in markexpr
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "soak" in item.keywords and not soak:
+            item.add_marker(pytest.mark.skip(reason="soak test: set DLAB_SOAK=1 or use -m soak"))
+        elif "slow" in item.keywords and not slow:
+            item.add_marker(pytest.mark.skip(reason="slow test: set DLAB_SLOW=1 or use -m slow"))

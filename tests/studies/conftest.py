@@ -53,3 +53,10 @@ def make_tiny_study():
 @pytest.fixture
 def checksums():
     return tree_checksums
+
+
+def pytest_collection_modifyitems(config, items):
+    """Per-case marks of the distributed fault matrix (see test_distributed_faults.py)."""
+    import test_distributed_faults
+
+    test_distributed_faults.pytest_collection_modifyitems(items)

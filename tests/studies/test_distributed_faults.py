@@ -86,14 +86,31 @@ def _check_all_done_once(plan, url, logs: list[str]) -> dict[str, dict]:
     return rows
 
 
-CASES = [  # (signal, when); the first of each storage runs by default, the rest are slow
+CASES = [  # (signal, when), on each storage
     ("INT", "mid"), ("KILL", "mid"), ("TERM", "mid"), ("KILL", "before"), ("INT", "before"),
     ("TERM", "before"), ("KILL", "waiting"), ("INT", "waiting"), ("TERM", "waiting")]
 
 
-@pytest.mark.parametrize("sig, when", [
-    pytest.param(s, w, marks=() if (s, w) in {("INT", "mid"), ("KILL", "mid")}
-                 else pytest.mark.slow) for s, w in CASES])
+# which (storage, signal, when) cases run where: the default suite one, CI (slow) a few more,
+# the whole matrix with DLAB_SOAK=1 (about 45-60 s each on 2 cores)
+DEFAULT = {("sqlite", "KILL", "mid")}
+CI = {("postgres", "KILL", "mid"), ("sqlite", "INT", "mid"), ("postgres", "TERM", "mid"),
+      ("sqlite", "TERM", "waiting"), ("postgres", "KILL", "before")}
+
+
+def pytest_collection_modifyitems(items):  # called by tests/studies/conftest.py
+    for item in items:
+        if item.originalname != "test_a_signalled_worker_loses_nothing":
+            continue
+        case = (item.callspec.params["storage"], item.callspec.params["sig"],
+                item.callspec.params["when"])
+        if case in CI:
+            item.add_marker(pytest.mark.slow)
+        elif case not in DEFAULT:
+            item.add_marker(pytest.mark.soak)
+
+
+@pytest.mark.parametrize("sig, when", CASES)
 def test_a_signalled_worker_loses_nothing(tmp_path, data_dir, make_tiny_study, storage, sig,
                                           when):
     study_file, plan = _setup(tmp_path, make_tiny_study, storage, ["a"])

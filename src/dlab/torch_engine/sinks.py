@@ -18,15 +18,17 @@ import numpy as np
 
 
 def format_row(row: dict[str, Any], epochs: int) -> str:
-    def pct(v):
-        return "nan" if v is None else f"{100 * v:.2f}%"
+    """One epoch's line: every metric of the row (accuracies in %), then lr and seconds."""
+    def shown(key: str, v: Any) -> str:
+        if v is None:
+            return "nan"
+        return f"{100 * v:.2f}%" if key.endswith("acc") else f"{v:.4f}"
 
-    def num(v):
-        return "nan" if v is None else f"{v:.4f}"
-
-    return (f"epoch {row['epoch']}/{epochs}  loss {num(row['loss'])}  acc {pct(row['acc'])}  "
-            f"val_loss {num(row['val_loss'])}  val_acc {pct(row['val_acc'])}  "
-            f"lr {row['lr']:.3g}  {row['time_s']:.1f}s")
+    skip = ("epoch", "lr", "time_s", "params")
+    metrics = "  ".join(f"{k} {shown(k, v)}" for k, v in row.items()
+                        if k not in skip and (v is None or isinstance(v, (int, float))))
+    return (f"epoch {row['epoch']}/{epochs}  {metrics}  "
+            f"lr {row.get('lr') or 0:.3g}  {row.get('time_s') or 0:.1f}s")
 
 
 class Progress:
