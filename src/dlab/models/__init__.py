@@ -9,13 +9,12 @@ without it). Modules are discovered: a new architecture is one new file here, an
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
 from dlab.errors import DlabError
+from dlab.plugins import discover, lookup
 
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "leaky_relu", "silu", "elu")
 
@@ -38,21 +37,12 @@ class ModelSpec:
 @lru_cache(maxsize=None)
 def models() -> dict[str, ModelSpec]:
     """Every architecture by name, discovered from this package's modules (`net` first)."""
-    found: dict[str, ModelSpec] = {}
-    names = sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda n: (n != "net", n))
-    for name in names:
-        spec = getattr(importlib.import_module(f"{__name__}.{name}"), "MODEL", None)
-        if isinstance(spec, ModelSpec):
-            found[spec.name] = spec
-    return found
+    return discover(__name__, __path__, "MODEL", ModelSpec, first="net")
 
 
 def get_model(name: str) -> ModelSpec:
     """The architecture called `name`; unknown names are a one-line error listing the known."""
-    known = models()
-    if name not in known:
-        raise DlabError(f"unknown model {name!r}; expected one of: " + ", ".join(known))
-    return known[name]
+    return lookup(models(), name, "model")
 
 
 def check(ok: bool, message: str) -> None:

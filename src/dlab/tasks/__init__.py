@@ -7,12 +7,11 @@ reports and `dlab runs` can read task facts without it.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import lru_cache
 from typing import Any
 
 from dlab.errors import DlabError
+from dlab.plugins import discover, lookup
 from dlab.tasks.base import (Callback, Column, FitState, OpenContext, RunContext, Session, Task,
                              epoch_hook)
 
@@ -22,22 +21,12 @@ DEFAULT_TASK = "classification"
 @lru_cache(maxsize=None)
 def tasks() -> dict[str, Task]:
     """Every task, by name, discovered from the modules of this package."""
-    found: dict[str, Task] = {}
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name == "base":
-            continue
-        task = getattr(importlib.import_module(f"{__name__}.{mod.name}"), "TASK", None)
-        if isinstance(task, Task):
-            found[task.name] = task
-    return found
+    return dict(sorted(discover(__name__, __path__, "TASK", Task).items()))
 
 
 def get_task(name: str) -> Task:
     """The task called `name`; an unknown name is a one-line error listing the known ones."""
-    known = tasks()
-    if name not in known:
-        raise DlabError(f"unknown task {name!r}; expected one of: " + ", ".join(sorted(known)))
-    return known[name]
+    return lookup(tasks(), name, "task")
 
 
 def resolve_config(task: str, data: dict[str, Any] | None) -> Any:
