@@ -217,3 +217,58 @@ def test_finetune_help_states_the_default_it_uses(capsys):
     assert f"(default {FINETUNE_DATASET})" in help_text and "fashion-mnist)" not in help_text
     args = build_parser().parse_args(["finetune", "somerun"])
     assert args.dataset == FINETUNE_DATASET and args.lr_factor is None
+
+
+# --- study run options and steps whose source diverged (findings s_thr, s_onlycomma, s_diverge)
+
+def _study_file(tmp_path, lr_source="0.01"):
+    path = tmp_path / "s.toml"
+    path.write_text(f'''
+name = "opts"
+[base]
+data.dataset = "mnist"
+data.train_limit = 128
+data.val_limit = 64
+train.epochs = 1
+train.batch_size = 64
+[[questions]]
+key = "q1"
+title = "t"
+text = "t"
+explanation = "t"
+[[questions.variants]]
+label = "a"
+set = {{ "optim.lr" = {lr_source} }}
+[[questions.variants]]
+label = "ev"
+kind = "eval"
+source = "q1/a"
+dataset = "fashion-mnist"
+''')
+    return path
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--threads", "-1"], "--threads -1: expected an integer >= 1"),
+    (["--workers", "0"], "--workers 0: expected an integer >= 1"),
+    (["--only", ","], "--only ',': expected comma-separated question keys"),
+])
+def test_study_run_options_are_refused_before_work(tmp_path, capsys, flags, expect):
+    from dlab.cli import main
+
+    runs = tmp_path / "runs"
+    code = main(["study", "run", str(_study_file(tmp_path)), "--runs-dir", str(runs), *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and expect in err[0]
+    assert not runs.exists() or not any(runs.rglob("config.json"))
+
+
+def test_eval_step_of_a_diverged_source_says_so(tmp_path, data_dir, capsys):
+    from dlab.cli import main
+
+    runs = tmp_path / "runs"
+    code = main(["study", "run", str(_study_file(tmp_path, "1e30")), "--runs-dir", str(runs),
+                 "--data-dir", str(data_dir)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "its source" in out and "diverged before its first checkpoint" in out

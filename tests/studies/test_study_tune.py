@@ -66,3 +66,16 @@ def test_tune_trials_are_runs_and_the_study_resumes(tmp_path, data_dir):
     again = run_tune(spec, tmp_path / "runs", trials=1, data_dir=data_dir, device="cpu",
                      echo=lambda s: None)
     assert sum(again["trials"].values()) == 3  # same study, one more trial
+
+
+def test_list_valued_choices_are_drawn_without_optuna_warnings(recwarn):
+    """t_listchoice: categorical choices that are lists (model.hidden) draw cleanly."""
+    import optuna
+
+    from dlab.studies.tune import ParamSpec, suggest
+
+    spec = (ParamSpec("model.hidden", "categorical", choices=([32], [64, 64])),)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [suggest(study.ask(), spec)["model.hidden"] for _ in range(8)]
+    assert {tuple(d) for d in drawn} == {(32,), (64, 64)}
+    assert not [w for w in recwarn if "categorical" in str(w.message)]

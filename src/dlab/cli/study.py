@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     _add_study(p)
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads per worker (default: CPU cores // workers)")
+                   help="torch threads per item (default: CPU cores // workers for models "
+                   "whose results do not depend on it, all cores for the others)")
     p.add_argument("--only", default="", help="comma-separated question keys (with what they "
                    "depend on), e.g. q1,q13")
     p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
@@ -75,8 +76,16 @@ def _plan(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from dlab.studies.local import LocalConfig, run_plan
 
+    if args.workers < 1:
+        raise DlabError(f"--workers {args.workers}: expected an integer >= 1")
+    if args.threads < 0:
+        raise DlabError(f"--threads {args.threads}: expected an integer >= 1 (or 0: dlab "
+                        "chooses)")
     plan = _plan(args)
     keys_only = {k.strip() for k in args.only.split(",") if k.strip()}
+    if args.only and not keys_only:
+        raise DlabError(f"--only {args.only!r}: expected comma-separated question keys, e.g. "
+                        "q1,q13; the study has: " + ", ".join(q.key for q in plan.study.questions))
     if args.only:
         unknown = keys_only - {q.key for q in plan.study.questions}
         if unknown:

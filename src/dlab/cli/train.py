@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import math
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise DlabError(f"--out {str(args.out)!r}: folder {str(args.out.parent)!r} does not "
                         "exist; expected a CSV file path in an existing folder")
+    if not os.access(args.out.parent, os.W_OK):
+        raise DlabError(f"--out {str(args.out)!r}: folder {str(args.out.parent)!r} is not "
+                        "writable")
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
     data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)

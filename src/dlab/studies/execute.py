@@ -34,6 +34,12 @@ def execute_item(item: PlannedRun, *, data_dir: str | Path | None = None, device
     if item.source_dir is not None and not is_done(read_result(item.source_dir)):
         raise DlabError(f"{item.kind} step {item.key} needs the finished run {item.depends_on} "
                         f"({item.source_dir}), which has no result.json yet")
+    if item.kind in ("eval", "finetune"):
+        source = read_result(item.source_dir)
+        if source["status"] != "finished" and not (item.checkpoint.parent / "best.json").exists():
+            raise DlabError(f"{item.kind} step {item.key}: its source {item.depends_on} "
+                            f"{source['status']} before its first checkpoint, so there is no "
+                            "model to start from")
     if item.kind == "eval":
         return _evaluate(item, data_dir, device)
     callbacks = (epoch_hook(on_epoch),) if on_epoch is not None else ()

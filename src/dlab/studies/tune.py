@@ -37,6 +37,7 @@ Must not import torch or optuna at module level.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -203,8 +204,11 @@ def suggest(trial: Any, params: tuple[ParamSpec, ...]) -> dict[str, Any]:
         elif p.type == "int":
             out[p.key] = trial.suggest_int(p.key, int(p.low), int(p.high), log=p.log,
                                            step=int(p.step or 1))
-        else:
+        elif all(c is None or isinstance(c, (bool, int, float, str)) for c in p.choices):
             out[p.key] = trial.suggest_categorical(p.key, list(p.choices))
+        else:  # lists (e.g. model.hidden widths): optuna takes scalars, so draw their JSON text
+            text = trial.suggest_categorical(p.key, [json.dumps(c) for c in p.choices])
+            out[p.key] = json.loads(text)
     return out
 
 
