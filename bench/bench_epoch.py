@@ -128,11 +128,11 @@ def dlab_epoch(data_dir: str, batch_size: int, fuse: bool) -> tuple[float, float
 
 
 def _dlab_epoch(data_dir: str, batch_size: int) -> tuple[float, float, float]:
-    cfg = resolve({"data": {"dataset": "fashion-mnist"},
+    cfg = resolve({"data": {"dataset": "fashion-mnist", "mean": [0.1307], "std": [0.3081]},
                    "train": {"epochs": 1, "batch_size": batch_size}})
     with tempfile.TemporaryDirectory() as tmp:
         result = train_run(cfg, tmp, data_dir=data_dir, device="cpu", progress=False)
-        assert result["fused_conv_pool_relu"] == (2 if fused.library() else 0)
+        assert result["info"]["fused_conv_pool_relu"] == (2 if fused.library() else 0)
         row = read_jsonl(f"{tmp}/metrics.jsonl")[0]
         model, cfg, _ = load_checkpoint(f"{tmp}/checkpoints/last")
         test = DeviceData(load_dataset("fashion-mnist", "test", data_dir), cfg.data,
@@ -142,7 +142,7 @@ def _dlab_epoch(data_dir: str, batch_size: int) -> tuple[float, float, float]:
         start = time.perf_counter()
         evaluate(model, test, 1000)
         eval_s = time.perf_counter() - start
-    return row["time_s"], eval_s, result["final_val_acc"]
+    return row["time_s"], eval_s, result["final"]["val_acc"]
 
 
 def main() -> None:

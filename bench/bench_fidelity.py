@@ -28,12 +28,13 @@ def main() -> None:
     print(f"{'dataset':<14} {'final acc':>9} {'best acc':>9} {'reference':>9} {'delta':>7} "
           f"{'s/epoch':>8} {'wall s':>7}  within ±2")
     for dataset, ref in REFERENCE.items():
-        cfg = resolve({"data": {"dataset": dataset}})
+        # the assignment normalizes both datasets with MNIST's statistics
+        cfg = resolve({"data": {"dataset": dataset, "mean": [0.1307], "std": [0.3081]}})
         start = time.perf_counter()
         r = train_run(cfg, args.runs_dir / dataset, data_dir=args.data_dir, device=args.device,
                       progress=False)
         wall = time.perf_counter() - start
-        final, best = 100 * r["final_val_acc"], 100 * r["best_val_acc"]
+        final, best = 100 * r["final"]["val_acc"], 100 * r["best"]["val_acc"]
         print(f"{dataset:<14} {final:>8.2f}% {best:>8.2f}% {ref:>8.2f}% {final - ref:>+7.2f} "
               f"{r['seconds_per_epoch']:>8.2f} {wall:>7.1f}  {'yes' if abs(final - ref) <= 2 else 'NO'}")
 

@@ -50,7 +50,7 @@ def print_table(run_dir: Path, timing: dict | None) -> None:
     for r in rows:
         print(f"{r['epoch']:5d} {r['loss']:10.4f} {r['acc'] * 100:11.2f} {r['val_loss']:9.4f} "
               f"{r['val_acc'] * 100:10.2f} {r['time_s']:8.1f}")
-    final = (result.get("final_val_acc") or 0) * 100
+    final = (result["final"].get("val_acc") or 0) * 100
     train_s = sum(r["time_s"] for r in rows)
     print()
     print(f"run dir              {run_dir}")
@@ -60,7 +60,7 @@ def print_table(run_dir: Path, timing: dict | None) -> None:
     if result.get("tta", "none") != "none":
         print(f"  test-time augm.    {result['tta']}; the last epoch single-view: "
               f"{(result.get('final_single_view_acc') or 0) * 100:.2f}")
-    print(f"best test acc %      {(result.get('best_val_acc') or 0) * 100:.2f} "
+    print(f"best test acc %      {(result['best'].get('val_acc') or 0) * 100:.2f} "
           f"@ epoch {result.get('best_epoch')} (per-epoch evaluations, single-view)")
     print(f"train time (epochs)  {train_s:.0f} s = {train_s / 60:.1f} min  "
           f"(budget {BUDGET_S // 60} min: {'met' if train_s <= BUDGET_S else 'NOT met'})")
