@@ -79,3 +79,30 @@ def test_list_valued_choices_are_drawn_without_optuna_warnings(recwarn):
     drawn = [suggest(study.ask(), spec)["model.hidden"] for _ in range(8)]
     assert {tuple(d) for d in drawn} == {(32,), (64, 64)}
     assert not [w for w in recwarn if "categorical" in str(w.message)]
+
+
+def test_a_search_over_another_task_uses_its_primary_metric_and_direction(tmp_path, data_dir):
+    """dlab tune works for every task: here the numpy MLP (primary val_acc, max) — its config
+    resolves through its own task and its trials are that task's runs."""
+    from dlab.studies.tune import load_tune_spec, run_tune
+
+    path = tmp_path / "np.toml"
+    path.write_text('''
+name = "numpy-lr"
+trials = 2
+[base]
+task = "numpy-mlp"
+train_limit = 500
+test_limit = 200
+solver.epochs = 1
+[space."solver.lr"]
+type = "categorical"
+choices = [0.01, 0.05]
+''')
+    spec = load_tune_spec(path)
+    out = run_tune(spec, tmp_path / "runs", data_dir=str(data_dir), echo=lambda line: None)
+    assert out["primary"] == "val_acc" and out["direction"] == "max"
+    assert out["trials"].get("complete", 0) == 2 and 0.1 < out["best_value"] <= 1.0
+    from dlab.results import read_result
+
+    assert read_result(out["best_run_dir"])["task"] == "numpy-mlp"

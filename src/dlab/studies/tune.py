@@ -6,6 +6,7 @@ A search-space file::
     trials = 20                # default for --trials
     seed = 0                   # the TPE sampler's seed
     [base]                     # a run config, as in study files
+    task = "classification"    # optional (the default); any task: "gan", "caption" …
     train.epochs = 5
     [space."optim.lr"]
     type = "float"             # "float" | "int" | "categorical"
@@ -45,14 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlab.config import load_toml, merge, resolve
+from dlab.config import load_toml, merge
 from dlab.errors import DlabError
+from dlab.tasks import resolve_any
 from dlab.results import is_done, primary_value, read_result, reopen
 from dlab.runs import METRICS, read_jsonl, run_lock
 from dlab.studies.queue import DONE, FAILED, RUNNING, WAITING, Queue, storage_error, with_driver
 from dlab.studies.spec import flatten, nest
 
-TASK = "classification"  # the task whose configs a search space holds (dlab.config.resolve)
+DEFAULT_TASK = "classification"  # a search space's [base] may name another: task = "gan"
 
 _TOP_KEYS = {"name", "trials", "seed", "base", "space", "pruner"}
 _PRUNER_KEYS = {"startup_trials": 3, "warmup_epochs": 1}
@@ -133,7 +135,7 @@ def load_tune_spec(path: str | Path) -> TuneSpec:
 
 def _resolve(base: dict, overrides: dict, where: str) -> None:
     try:
-        resolve(merge(base, overrides))
+        resolve_any(merge(base, overrides))
     except DlabError as exc:
         raise DlabError(f"{where}: {exc}") from None
 
@@ -241,7 +243,7 @@ def run_tune(spec: TuneSpec, runs_root: Path, *, trials: int | None = None,
 
     from dlab.tasks import get_task
 
-    task = get_task(TASK)
+    task = get_task(spec.base.get("task", DEFAULT_TASK))
     root = Path(runs_root).resolve() / "tune" / spec.name
     root.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{root / 'optuna.db'}"
@@ -298,7 +300,7 @@ class _TrialRunner:
         from dlab.studies.distributed import worker_id
 
         values = suggest(trial, self.spec.params)
-        cfg = resolve(merge(self.spec.base, nest(values)))
+        _, cfg = resolve_any(merge(self.spec.base, nest(values)))
         key, me = cfg.hash(), f"{worker_id()}:trial{trial.number}"
         run_dir = self.root / key
         trial.set_user_attr("run_dir", str(run_dir))
@@ -345,7 +347,7 @@ class _TrialRunner:
     def _train(self, cfg: Any, run_dir: Path, reporter: "_Reporter") -> dict[str, Any]:
         """Train (or continue) the run, reporting its epochs to the trial; a run pruned before
         is reported up to where it stopped and continued unless the pruner prunes it again."""
-        from dlab.torch_engine.train import train_run
+        from dlab.tasks import RunContext, epoch_hook, run_task
 
         if run_dir.is_dir():
             with run_lock(run_dir):
@@ -356,8 +358,9 @@ class _TrialRunner:
                     if reporter.pruned:
                         return before
                     reopen(run_dir)  # it resumes from checkpoints/last
-        return train_run(cfg, run_dir, data_dir=self.data_dir, device=self.device,
-                         progress=False, on_epoch=reporter)
+        ctx = RunContext(run_dir, self.data_dir, self.device, progress=False,
+                         callbacks=(epoch_hook(reporter),))
+        return run_task(self.task, cfg, ctx)
 
 
 class _Reporter:

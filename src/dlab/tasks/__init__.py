@@ -58,6 +58,11 @@ def run_task(task: Task, cfg: Any, ctx: RunContext, continue_from=None) -> dict[
     """Bring one run of `task` to done in `ctx.run_dir` (or return its existing result): the
     shared trainer for session tasks, the task's own `run` otherwise."""
     if task.run is not None:
+        try:
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DlabError(f"cannot create run directory {str(ctx.run_dir)!r}: "
+                            f"{exc.strerror or exc}") from None
         return task.run(cfg, ctx)
     from dlab.torch_engine.trainer import fit
 
