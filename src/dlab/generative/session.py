@@ -81,7 +81,10 @@ class GanSession:
         self.shape = image_shape(cfg)
         k = len(self.classes)
         g, d = build_networks(cfg, k)
-        self.g, self.d = g.to(dev), d.to(dev)
+        # channels_last: oneDNN's convolutions run 10-30% faster on it at these sizes (CPU,
+        # bench/bench_gan_epoch.py); batches are laid out to match in `_scale`
+        self.g = g.to(dev, memory_format=torch.channels_last)
+        self.d = d.to(dev, memory_format=torch.channels_last)
         self.ema = EMA(self.g, t.ema_decay) if t.ema_decay > 0 else None
         self.models = {"generator": self.g, "discriminator": self.d}
         if self.ema is not None:
@@ -113,7 +116,7 @@ class GanSession:
         size = self.shape[1]
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        return x
+        return x.contiguous(memory_format=torch.channels_last)
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         b = self.cfg.train.batch_size
