@@ -41,6 +41,16 @@ def test_each_kind_trains_one_epoch(kind, tmp_path, data_dir, tiny):
     assert grid.size == (8 * 30 + 2, 2 * 30 + 2)  # 16 samples, 8 per row, 28 px + 2 px gaps
     assert np.asarray(grid).std() > 0
     assert (tmp_path / "run" / "checkpoints" / "best.json").exists()
+    # the report section: the final FD-dlab beside its floor, and the last grid as an image
+    # link that resolves against the run directory it was given
+    section = get_task("gan").report_section(tmp_path / "run")
+    assert f"| 300 | {result['final']['fd_dlab']:.2f} | {result['final']['fd_dlab_floor']:.2f} |" \
+        in section
+    link = section.split("![final samples](")[1].split(")")[0]
+    assert link.endswith("samples/epoch-001.png") and (tmp_path / "run" / "samples" /
+                                                      "epoch-001.png").samefile(link)
+    label = f"{100 * result['final']['label_acc']:.1f}%" if kind == "acgan" else "| – |"
+    assert label in section
 
 
 def test_wgan_clips_critic_weights(tmp_path, data_dir, tiny):
