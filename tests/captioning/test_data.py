@@ -93,3 +93,18 @@ def test_parse_caption_pairs_digits_with_their_motions():
     assert not named_right("digit 7 moves up and down", [(7, "horizontal")])
     assert not named_right("digit 7 moves left", [(7, "horizontal"), (2, "still")])
     assert len(MOTIONS) == 5
+
+
+def test_every_generated_reference_parses_as_named_right():
+    from dlab.captioning.synth import _sample_items, captions
+
+    rng = np.random.default_rng(0)
+    spec = SynthSpec(two_digit_fraction=0.5)
+    wrong, total = [], 0
+    for i in range(400):
+        items = _sample_items(rng, spec, compositional=i % 2 == 1)
+        for caption in captions(rng, items, 20):
+            total += 1
+            if not named_right(caption, items):
+                wrong.append((caption, items))
+    assert total > 7000 and wrong == []

@@ -137,3 +137,29 @@ def test_study_file_validates():
 
     study = load_study(Path(dlab.__file__).parent / "studies" / "builtin" / "clemson-hw2.toml")
     assert [q.key for q in study.questions] == ["captioner", "attention", "sampling"]
+
+
+def test_frame_differences_feed_the_encoder_the_motion():
+    import torch
+
+    from dlab.captioning.config import CaptionModelConfig
+    from dlab.captioning.model import S2VT
+
+    feats = torch.rand(3, 6, 8)
+    feats[0] = feats[0, :1]  # video 0 is still: the same features in every frame
+    for mode, width in (("none", 8), ("concat", 16), ("only", 8)):
+        model = S2VT(10, 8, CaptionModelConfig(hidden=16, embed=8, frame_diff=mode, diff_lag=2))
+        x = model.inputs(feats)
+        assert x.shape == (3, 6, width) and model.proj[0].in_features == width
+        if mode != "none":
+            diff = x[..., -8:]
+            assert torch.equal(diff[:, :2], torch.zeros(3, 2, 8))  # no frame 2 back yet
+            assert torch.allclose(diff[1, 2:], feats[1, 2:] - feats[1, :-2])  # std is 1, mean 0
+            assert float(diff[0].abs().max()) == 0 and float(diff[1].abs().max()) > 0
+    task = get_task("caption")
+    with pytest.raises(DlabError, match="model.frame_diff"):
+        task.resolve({"model": {"frame_diff": "both"}})
+    with pytest.raises(DlabError, match="model.diff_lag = 10; expected 1..9"):
+        task.resolve({"model": {"diff_lag": 10}, "data": {"frame_stride": 8}})
+    assert task.resolve({"model": {"diff_lag": 10, "frame_diff": "none"},
+                         "data": {"frame_stride": 8}}).model.diff_lag == 10

@@ -19,7 +19,7 @@ class CaptionDataConfig:
 
     root: str = ""  # a folder in the course layout; "" = the synthetic set below (generated
     # into the cache dir, `<cache>/captioning/synth-<key>`, on first use)
-    synth_train: int = 400
+    synth_train: int = 1000  # 1000 + 80 + 80 videos: 3.04 GB of float64 features
     synth_test: int = 80
     synth_compositional: int = 80
     synth_seed: int = 1
@@ -41,6 +41,11 @@ class CaptionModelConfig:
     dropout: float = 0.3  # on the frame features before the projection, and on decoder outputs
     attention: bool = True  # additive attention over the encoder outputs; false: the decoder
     # sees only the encoder's final state
+    # motion given directly: the standardized feature[t] - feature[t - diff_lag] (frames after
+    # the stride; zero for the first diff_lag frames) "concat"enated to the features, "only"
+    # the differences, or "none"
+    frame_diff: str = "concat"
+    diff_lag: int = 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class CaptionOptimConfig:
 
 @dataclass(frozen=True)
 class CaptionTrainConfig:
-    epochs: int = 30
+    epochs: int = 6
     batch_size: int = 16  # videos per step (each with captions_per_video references)
     seed: int = 1
     init_from: str = ""
@@ -108,6 +113,11 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
     _check(d.val_split in ("testing", "compositional"),
            f"data.val_split = {d.val_split!r}; expected 'testing' or 'compositional'")
     _check(m.cell in ("gru", "lstm"), f"model.cell = {m.cell!r}; expected 'gru' or 'lstm'")
+    _check(m.frame_diff in ("none", "concat", "only"),
+           f"model.frame_diff = {m.frame_diff!r}; expected 'none', 'concat' or 'only'")
+    _check(m.frame_diff == "none" or 1 <= m.diff_lag < len(range(0, 80, d.frame_stride)),
+           f"model.diff_lag = {m.diff_lag}; expected 1..{len(range(0, 80, d.frame_stride)) - 1} (frames after "
+           f"data.frame_stride = {d.frame_stride})")
     _check(m.hidden >= 1 and m.embed >= 1, "model.hidden and model.embed must be >= 1")
     _check(0 <= m.dropout < 1, f"model.dropout = {m.dropout}; expected 0 <= p < 1")
     _check(o.lr > 0, f"optim.lr = {o.lr}; expected > 0")

@@ -1,4 +1,5 @@
-"""The S2VT-style captioner: frame features -> standardization -> dropout (whole features, the
+"""The S2VT-style captioner: frame features -> standardization -> optional frame differences
+(`frame_diff`: x[t] - x[t - diff_lag], concatenated or instead; the motion in one input) -> dropout (whole features, the
 same for every frame) -> linear projection + ReLU -> encoder RNN;
 a decoder RNN with additive (Bahdanau) attention over the encoder outputs, started from the
 encoder's final state. Shapes: features (B, T, F), captions (B, L) of ids, logits (B, L, V).
@@ -21,6 +22,7 @@ class S2VT(nn.Module):
         super().__init__()
         h = cfg.hidden
         self.cell_kind, self.attention = cfg.cell, cfg.attention
+        self.frame_diff, self.diff_lag = cfg.frame_diff, cfg.diff_lag
         # per-dimension standardization of the features, set from the training set
         # (`set_feature_stats`) and saved with the weights
         self.register_buffer("feat_mean", torch.zeros(feat_dim))
@@ -28,7 +30,8 @@ class S2VT(nn.Module):
         # dropout drops a feature for all frames of a video at once (Dropout1d over (B, F, T)):
         # a fresh mask per frame would bury the frame-to-frame changes that show the motion
         self.feat_drop = nn.Dropout1d(cfg.dropout)
-        self.proj = nn.Sequential(nn.Linear(feat_dim, h), nn.ReLU())
+        inputs = feat_dim * (2 if cfg.frame_diff == "concat" else 1)
+        self.proj = nn.Sequential(nn.Linear(inputs, h), nn.ReLU())
         rnn = nn.GRU if cfg.cell == "gru" else nn.LSTM
         cell = nn.GRUCell if cfg.cell == "gru" else nn.LSTMCell
         self.encoder = rnn(h, h, batch_first=True)
@@ -49,9 +52,18 @@ class S2VT(nn.Module):
         self.feat_mean.copy_(flat.mean(0))
         self.feat_std.copy_(flat.std(0).clamp(min=1e-3))
 
+    def inputs(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) features -> (B, T, F or 2F) standardized encoder inputs (before dropout)."""
+        x = (feats - self.feat_mean) / self.feat_std
+        if self.frame_diff == "none":
+            return x
+        k = self.diff_lag
+        diff = torch.cat([torch.zeros_like(x[:, :k]), x[:, k:] - x[:, :-k]], 1)
+        return diff if self.frame_diff == "only" else torch.cat([x, diff], 2)
+
     def encode(self, feats: torch.Tensor):
         """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state)."""
-        x = self.feat_drop(((feats - self.feat_mean) / self.feat_std).transpose(1, 2))
+        x = self.feat_drop(self.inputs(feats).transpose(1, 2))
         enc, last = self.encoder(self.proj(x.transpose(1, 2)))
         state = last[0] if self.cell_kind == "gru" else (last[0][0], last[1][0])
         keys = self.att_enc(enc) if self.attention else None

@@ -22,7 +22,9 @@ word list matches every reference. Splits: "training", "testing" (same distribut
 `held_out_pairs()` (digit d with motion MOTIONS[d % 5]), which no training video holds.
 MNIST digits come from a pool of `digit_pool` images per class, shared by all splits (0 = all).
 
-Disk: 2.62 MB per video (float64 80x4096); the default 400 + 80 + 80 videos take 1.47 GB.
+Disk: 2.62 MB per video (float64 80x4096); the default 1000 + 80 + 80 videos take 3.04 GB
+(about 5 minutes to generate on a busy 2-core CPU). 400 training videos were too few: the
+motion is learnt from the "where" half, and the model memorized the rest (see `model.frame_diff`).
 Also written: `<split>_data/id.txt`, `<split>_data/frames.npz` (uint8 frames of the test
 splits, for figures) and `synth.json` (settings, the feature map's seed, per-video truth).
 Numpy + Pillow; must not import torch.
@@ -55,7 +57,7 @@ INFO = "synth.json"
 class SynthSpec:
     """What a synthetic set is made of; the same spec (and data) gives the same files."""
 
-    train: int = 400
+    train: int = 1000
     test: int = 80
     compositional: int = 80
     seed: int = 1

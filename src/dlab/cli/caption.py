@@ -114,7 +114,7 @@ def register(sub) -> None:
     q = cs.add_parser("synth", help="write a synthetic captioned moving-digit set in the "
                                     "course layout")
     q.add_argument("out", type=Path, help="a new folder")
-    q.add_argument("--train", type=int, default=400)
+    q.add_argument("--train", type=int, default=1000)
     q.add_argument("--test", type=int, default=80)
     q.add_argument("--compositional", type=int, default=80)
     q.add_argument("--seed", type=int, default=1)
