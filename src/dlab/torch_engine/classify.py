@@ -300,7 +300,7 @@ def _deliverables(s: ClassifierSession, run_dir: Path, rows: list[dict[str, Any]
                   if x["loss"] is not None]
         mean = sum(recent) / len(recent) if recent else float("nan")
         lines.append(f"iteration {r['step']}: train loss {mean:.4f} (mean of the last "
-                     f"{len(recent)}), val loss {r['val_loss']}, val acc {r['val_acc']:.4f}")
+                     f"{len(recent)}), val loss {_fmt(r['val_loss'])}, val acc {r['val_acc']:.4f}")
     if s.final is not None:
         lines.append(f"final validation accuracy: {s.final.acc:.4f}")
     if test is not None:
@@ -313,6 +313,10 @@ def _deliverables(s: ClassifierSession, run_dir: Path, rows: list[dict[str, Any]
         atomic_write_bytes(run_dir / "predictions.csv", text.getvalue().encode())
     atomic_write_bytes(run_dir / f"{prefix}.log", ("\n".join(lines) + "\n").encode())
     return pngs
+
+
+def _fmt(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.4f}"
 
 
 def _save_png(fig: Any, path: Path) -> Path:
