@@ -3,12 +3,11 @@ input, airnet's whitening layer, and the course's files after a short run (itera
 the log whose last line is the test accuracy, predictions.csv)."""
 
 import csv
-import json
 
 import pytest
 import torch
 
-from dlab.config import merge, resolve
+from dlab.config import resolve
 from dlab.errors import DlabError
 from dlab.models.convnet import ConvNetConfig
 from dlab.runs import read_jsonl

@@ -39,7 +39,8 @@ class AirNetConfig:
         check(0 <= self.whiten_patch <= 8,
               f"model.whiten_patch = {self.whiten_patch}; expected 0 (off) to 8 pixels")
         full = 2 * LARGEST_INPUT[0] * self.whiten_patch ** 2
-        check(self.whiten_channels >= 0 and (self.whiten_channels <= full or self.whiten_patch == 0),
+        check(self.whiten_channels >= 0
+              and (self.whiten_channels <= full or self.whiten_patch == 0),
               f"model.whiten_channels = {self.whiten_channels}; expected 0 (all: 2·C·p²) to "
               f"{full} for whiten_patch = {self.whiten_patch}")
         check(0.0 < self.bn_momentum <= 1.0,
