@@ -5,7 +5,7 @@ import pytest
 from dlab.studies import load_study, plan_study
 
 
-@pytest.mark.parametrize("name, dataset, epochs", [("clemson-hw3", "mnist", 8),
+@pytest.mark.parametrize("name, dataset, epochs", [("clemson-hw3", "mnist", 16),
                                                     ("clemson-hw3-gpu", "cifar10", 50)])
 def test_four_kinds_with_course_defaults(name, dataset, epochs, tmp_path):
     plan = plan_study(load_study(name), tmp_path)
