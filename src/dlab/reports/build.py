@@ -70,15 +70,36 @@ def _notes(result: StudyResult) -> tuple[str, ...]:
 
 def _extras(qr, out_dir: Path) -> tuple[tuple[str, str], ...]:
     """(variant label, markdown) of every finished run whose task adds a section of its own;
-    its links are relative to the report, its headings sit below the question's."""
+    its links are made relative to the report, its headings sit below the question's."""
     out = []
     for v in qr.variants:
         section = get_task(v.task).report_section
         if section is not None and v.result is not None and v.result["status"] != "damaged":
-            text = section(Path(os.path.relpath(v.run_dir, out_dir)))
+            text = section(Path(v.run_dir).resolve())
             if text:
+                text = _relink(text, Path(v.run_dir).resolve(), Path(out_dir).resolve())
                 out.append((v.label, re.sub(r"^(#{1,3}) ", r"\1### ", text, flags=re.M)))
     return tuple(out)
+
+
+def _relink(text: str, run_dir: Path, out_dir: Path) -> str:
+    """Markdown link targets in a run's section (absolute under `run_dir`, or relative to it)
+    rewritten relative to the report folder; URLs and anchors are left alone."""
+    rel = os.path.relpath(run_dir, out_dir)
+
+    def fix(match: re.Match) -> str:
+        target = match.group(2)
+        if re.match(r"^(#|[a-z]+:)", target):
+            return match.group(0)
+        path = Path(target)
+        if path.is_absolute():
+            try:
+                path = path.relative_to(run_dir)
+            except ValueError:
+                return match.group(0)
+        return f"{match.group(1)}({Path(rel) / path})"
+
+    return re.sub(r"(\]\s*)\(([^)\s]+)\)", fix, text)
 
 
 def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path | None = None
