@@ -1,6 +1,7 @@
-"""Damaged run files, read-only runs directories and a full disk (reliability findings r08-r11,
-c68, c76, c78, c80, g01-g06, g08, r03-r06, x03, c89): each is reported for its run or as one
-line naming the path, and never stops a command from handling the other runs."""
+"""Damaged run files, read-only runs directories and a full disk (reliability findings r08, r09,
+r10, r11, c68, c76, c78, c80, g01, g02, g03, g05, g06, g08, g10, r03, r04, r05, r06, x03, c89,
+c90): each is reported for its run or as one line naming the path, and never stops a command
+from handling the other runs."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ set = { "optim.lr" = 0.1 }
 
 # (file in run a, bytes written over it): the four ways one file of a run is found damaged
 DAMAGES = {
-    "empty result.json": ("result.json", b""),
-    "corrupt config.json": ("config.json", b"{"),
+    "empty result.json": ("result.json", b""),  # findings: r08 (status), r09 (report), r10 (run)
+    "corrupt config.json": ("config.json", b"{"),  # findings: r11 (dlab runs)
     "half-written metrics.jsonl": ("metrics.jsonl", b'{"epoch": 1, "val_a\n{"epoch": 1}\n'),
     "junk checkpoint JSON": ("checkpoints/best.json", b"junk"),
 }
@@ -258,23 +259,24 @@ def read_only_runs(finished_study, tmp_path):
 
 def test_read_only_commands_work_on_a_read_only_runs_dir(read_only_runs, tmp_path, capsys):
     study, _, runs, by_label = read_only_runs
-    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    assert main(["runs", "--runs-dir", str(runs)]) == 0  # findings: g03
     out = capsys.readouterr().out
     assert "finished" in _row(out, by_label["a"]) and "interrupted" in _row(out, by_label["b"])
-    assert main(["study", "status", str(study), "--runs-dir", str(runs)]) == 0
+    assert main(["study", "status", str(study), "--runs-dir", str(runs)]) == 0  # findings: r05
     assert "1 finished, 1 interrupted of 2 items" in capsys.readouterr().out
-    assert main(["report", str(study), "--runs-dir", str(runs), "--out",
+    assert main(["report", str(study), "--runs-dir", str(runs), "--out",  # findings: r04
                  str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.html").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("argv,named", [
-    (["train", "--runs-dir", "{ro}/new"], "{ro}/new"),
-    (["train", "--resume", "{b}"], "{b}"),
-    (["predict", "{a}", "--out", "{ro}/p.csv"], "{ro}/p.csv"),
+    (["train", "--runs-dir", "{ro}/new"], "{ro}/new"),  # g01
+    (["train", "--runs-dir", "{runs}"], "{runs}"),  # g02: the existing runs dir, read-only
+    (["train", "--resume", "{b}"], "{b}"),  # g05
+    (["predict", "{a}", "--out", "{ro}/p.csv"], "{ro}/p.csv"),  # g06
     (["report", "{study}", "--runs-dir", "{runs}"], "{runs}/qa/report"),
     (["study", "run", "{study}", "--runs-dir", "{runs}", "--threads", "1"], "{runs}/qa"),
-], ids=["train", "resume", "predict", "report", "study-run"])
+], ids=["train", "train-runs-dir", "resume", "predict", "report", "study-run"])
 def test_writing_into_a_read_only_place_is_one_line_naming_it(read_only_runs, capsys, data_dir,
                                                               argv, named):
     study, place, runs, by_label = read_only_runs
@@ -291,7 +293,9 @@ def test_writing_into_a_read_only_place_is_one_line_naming_it(read_only_runs, ca
     (["train", "--runs-dir", "{file}"], "is a file; expected a folder"),  # x03
     (["predict", "{a}", "--out", "{dir}"], "is a folder; expected a CSV file path"),  # c89
     (["report", "{study}", "--runs-dir", "{runs}", "--out", "{file}"], "{file}"),  # r06
-], ids=["runs-dir-file", "predict-out-dir", "report-out-file"])
+    (["predict", "{a}", "--out", "/proc/forbidden/x.csv"],  # c90: the folder does not exist
+     "folder '/proc/forbidden' does not exist"),
+], ids=["runs-dir-file", "predict-out-dir", "report-out-file", "predict-out-missing-folder"])
 def test_a_file_where_a_folder_belongs_is_one_line(finished_study, tmp_path, capsys, data_dir,
                                                    argv, needle):
     runs, by_label = _copy(finished_study, tmp_path / "runs")
@@ -335,3 +339,37 @@ def test_a_full_disk_is_one_line_and_the_checkpoint_stays_intact(finished_study,
         assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
                      str(data_dir)]) == 0
         assert read_result(run)["epochs_completed"] == 2
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a 2 MB tmpfs")
+def test_a_disk_full_while_writing_figures_is_one_line_and_resumes(finished_study, tmp_path,
+                                                                   capsys, data_dir):
+    """g10: the last epoch is checkpointed, then the disk fills while the run's figures are
+    written (PIL's PNG writer): one line naming the run, no result.json, no truncated PNG, the
+    checkpoint intact; with space freed, `--resume` completes the run."""
+    with _tmpfs(tmp_path / "full", size="2m") as place:
+        _, by_label = _copy(finished_study, place / "runs")
+        run = by_label["a"]
+        shutil.rmtree(by_label["b"])
+        for name in ("result.json", "predictions.npz", "confusion.json", *(
+                p.name for p in run.glob("*.png"))):
+            (run / name).unlink(missing_ok=True)
+        last = read_checkpoint(run / "checkpoints" / "last")[0]
+        free = os.statvfs(place)
+        filler = place / "filler"
+        filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 16_384))
+        assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
+                     str(data_dir)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "No space left on device" in err and str(run) in err
+        assert not (run / "result.json").exists()
+        for png in run.glob("*.png"):  # none left half-written
+            assert png.read_bytes().endswith(b"IEND\xaeB`\x82"), png
+        assert read_checkpoint(run / "checkpoints" / "last")[0] == last
+        assert not list(run.rglob("*.tmp"))
+        filler.unlink()
+        assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
+                     str(data_dir)]) == 0
+        assert read_result(run)["status"] == "finished"
+        assert (run / "curves.png").stat().st_size > 1000

@@ -41,23 +41,27 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("DLAB_RUNS_DIR") or "runs")
 
 
-def os_error_line(exc: OSError) -> str:
-    """One line for a failed file operation: the path and the system's reason."""
-    where = exc.filename if exc.filename is not None else "a file"
+def os_error_line(exc: OSError, folder: Path | None = None) -> str:
+    """One line for a failed file operation: the path and the system's reason. An error that
+    names no file (a write or close that failed, e.g. on a full disk) names `folder`."""
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         reason += " (the disk is full; free space and resume the run)"
+    if exc.filename is None and folder is not None:
+        return f"cannot write a file in {str(folder)!r}: {reason}"
+    where = exc.filename if exc.filename is not None else "a file"
     return f"cannot write {str(where)!r}: {reason}"
 
 
 @contextlib.contextmanager
-def one_line_os_errors() -> Iterator[None]:
+def one_line_os_errors(folder: Path | None = None) -> Iterator[None]:
     """Turn an OSError (read-only place, full disk, a file where a folder belongs) into a
-    one-line DlabError naming the path; for the command bodies that write files."""
+    one-line DlabError naming the path (or `folder`, the place being written, when the error
+    names none); for the command bodies that write files."""
     try:
         yield
     except OSError as exc:
-        raise DlabError(os_error_line(exc)) from None
+        raise DlabError(os_error_line(exc, folder)) from None
 
 
 def create_run_dir(root: Path, stem: str) -> Path:

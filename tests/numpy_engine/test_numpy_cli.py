@@ -51,3 +51,20 @@ def test_gradcheck_command_prints_errors(capsys):
     assert max(errors.values()) < 1e-7
     worst = float(out.split("worst relative error:")[1].split()[0])
     assert worst == pytest.approx(max(errors.values()), rel=0.01)
+
+
+def test_numpy_mlp_resume_of_a_torch_run_is_one_line(tmp_path, capsys):
+    """findings: n08 — `dlab numpy mlp --resume <a torch run dir>` names the task it holds
+    (was `unknown config key 'data'`) and changes nothing there."""
+    from dlab.config import resolve
+    from dlab.runs import start_run
+
+    run = tmp_path / "torch-run"
+    run.mkdir()
+    start_run(run, resolve({}).to_dict(), {"task": "classification"})
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["numpy", "mlp", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a numpy MLP run" in err, err
+    assert "'classification'" in err and str(run) in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

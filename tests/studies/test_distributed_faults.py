@@ -86,7 +86,8 @@ def _check_all_done_once(plan, url, logs: list[str]) -> dict[str, dict]:
     return rows
 
 
-CASES = [  # (signal, when), on each storage
+CASES = [  # (signal, when), on each storage; findings: w12, w13 are ("INT", "mid") and ("TERM",
+    # "mid"): the Ctrl-C'd worker hands its item back (rc 130) and the next worker finishes all
     ("INT", "mid"), ("KILL", "mid"), ("TERM", "mid"), ("KILL", "before"), ("INT", "before"),
     ("TERM", "before"), ("KILL", "waiting"), ("INT", "waiting"), ("TERM", "waiting")]
 
@@ -180,8 +181,10 @@ def test_concurrent_enqueues_add_each_item_once(tmp_path, make_tiny_study, stora
 
 
 @pytest.mark.parametrize("kwargs, expect", [
-    ({"heartbeat_s": 0}, "--heartbeat 0"), ({"grace_s": -5}, "--grace -5"),
-    ({"threads": -3}, "--threads -3"), ({"heartbeat_s": 5, "grace_s": 5}, "more than"),
+    ({"heartbeat_s": 0}, "--heartbeat 0"),  # findings: w06
+    ({"grace_s": -5}, "--grace -5"),  # findings: w07
+    ({"threads": -3}, "--threads -3"),  # findings: w08
+    ({"heartbeat_s": 5, "grace_s": 5}, "more than"),
 ])
 def test_bad_worker_options_are_one_line_errors(kwargs, expect):
     from dlab.studies.distributed import WorkerConfig
@@ -190,9 +193,17 @@ def test_bad_worker_options_are_one_line_errors(kwargs, expect):
         WorkerConfig("sqlite:///x.db", **kwargs)
 
 
-def test_status_of_a_never_enqueued_storage_is_one_line(tmp_path, make_tiny_study):
+def test_status_of_a_never_enqueued_storage_is_one_line(tmp_path, make_tiny_study, capsys):
+    """findings: w01 (`dlab study status … --storage sqlite:///never.db`)."""
     from dlab.studies.distributed import trial_counts
 
-    plan = plan_study(load_study(make_tiny_study(tmp_path / "s.toml", "n", ["a"])), tmp_path)
+    study_file = make_tiny_study(tmp_path / "s.toml", "n", ["a"])
+    plan = plan_study(load_study(study_file), tmp_path)
     with pytest.raises(DlabError, match="enqueue"):
         trial_counts(plan, f"sqlite:///{tmp_path / 'never.db'}")
+    from dlab.cli import main
+
+    assert main(["study", "status", str(study_file), "--runs-dir", str(tmp_path), "--storage",
+                 f"sqlite:///{tmp_path / 'never.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "dlab study enqueue" in err, err

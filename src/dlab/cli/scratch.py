@@ -48,6 +48,8 @@ def _mlp(args: argparse.Namespace) -> int:
                                              run_mnist_mlp)
 
     cfg = None
+    if args.resume is not None:
+        _check_numpy_mlp_run(args.resume)
     if args.resume is None:
         data: dict = {"model": {}, "solver": {}}
         if args.augment:
@@ -66,6 +68,25 @@ def _mlp(args: argparse.Namespace) -> int:
     run_dir = run_mnist_mlp(cfg, args.data_dir, runs_dir(args), resume=args.resume)
     print(run_dir)
     return 0
+
+
+def _check_numpy_mlp_run(run_dir: Path) -> None:
+    """Refuse to resume another task's run directory (a torch run, a numpy convnet …) as a
+    numpy MLP run, naming the task it holds (its manifest.json or result.json says)."""
+    from dlab.errors import DlabError
+    from dlab.numpy_engine.mnist_mlp import TASK_NAME
+    from dlab.runs import MANIFEST, read_json
+
+    for name in (MANIFEST, "result.json"):
+        try:
+            task = read_json(Path(run_dir) / name).get("task")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if task and task != TASK_NAME:
+            raise DlabError(f"--resume {str(run_dir)!r}: not a numpy MLP run (it holds a "
+                            f"{task!r} run); expected a run directory of `dlab numpy mlp`")
+        if task:
+            return
 
 
 def _convnet(args: argparse.Namespace) -> int:

@@ -90,7 +90,7 @@ def _train_into(cfg: RunConfig, run_dir: Path, args: argparse.Namespace, fresh: 
             raise DlabError(f"run directory {str(run_dir)!r} is damaged: {bad['damaged']}")
     print(f"run directory: {run_dir}")
     try:
-        with one_line_os_errors():
+        with one_line_os_errors(run_dir):  # read-only or full: one line naming the place
             result = train_run(cfg, run_dir, data_dir=args.data_dir, device=args.device,
                                progress=not args.quiet)
     except DlabError:
@@ -194,8 +194,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise DlabError(f"--out {str(args.out)!r}: folder {str(args.out.parent)!r} does not "
                         "exist; expected a CSV file path in an existing folder")
     if not os.access(args.out.parent, os.W_OK):
+        read_only = bool(os.statvfs(args.out.parent).f_flag & os.ST_RDONLY)
         raise DlabError(f"--out {str(args.out)!r}: folder {str(args.out.parent)!r} is not "
-                        "writable")
+                        "writable (" + ("read-only file system" if read_only else
+                                        "permission denied") + ")")
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
     data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)
