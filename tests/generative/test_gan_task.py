@@ -88,6 +88,9 @@ def test_resume_gives_the_same_metrics(tmp_path, data_dir, tiny):
     ("data", {"image_size": 48}, "data.image_size = 48"),
     ("train", {"ema_decay": 1.0}, "train.ema_decay = 1.0"),
     ("model", {"typo": 1}, "unknown config key 'model.typo'"),
+    ("model", {"embed_mode": "add"}, "model.embed_mode = 'add'"),
+    ("model", {"embed_mode": "multiply", "embed_dim": 50}, "model.embed_dim = 50"),
+    ("optim", {"fake_class_weight": -1.0}, "optim.fake_class_weight = -1.0"),
 ])
 def test_bad_input_is_one_line(section, values, message):
     kind = "wgan" if section == "optim" and "clip" in values else "dcgan"
@@ -113,3 +116,43 @@ def test_kind_defaults_fill_only_unset_values():
     # the resolved config round-trips (config.json) and keys the run
     assert task.resolve(w.to_dict()) == w and task.resolve(w.to_dict()).hash() == w.hash()
     assert task.resolve({"task": "gan", "model": {"kind": "wgan"}}) == w  # a study's merged dict
+
+
+@pytest.mark.parametrize("mode", ["concat", "multiply"])
+def test_acgan_generator_depends_on_the_label(mode):
+    import torch
+
+    from dlab.generative.models import Generator
+
+    g = Generator(100, 8, 1, 28, num_classes=10, embed_dim=100, embed_mode=mode).eval()
+    z = torch.randn(1, 100).expand(10, 100)
+    images = g(z, torch.arange(10))
+    assert images.shape == (10, 1, 28, 28)
+    # one noise vector, ten labels: ten different images
+    assert len({tuple(x.flatten().tolist()) for x in images}) == 10
+
+
+@pytest.mark.parametrize("weight, class_terms", [(1.0, 2), (0.0, 1)])
+def test_fake_class_weight_0_trains_d_classifier_on_real_images_only(
+        tmp_path, data_dir, tiny, monkeypatch, weight, class_terms):
+    """D's loss has a class term on the real batch, and on the generated one unless
+    optim.fake_class_weight = 0."""
+    import torch
+
+    from dlab.generative import losses
+    from dlab.generative.session import GanSession
+    from dlab.tasks.base import OpenContext
+
+    s = GanSession(tiny("acgan", optim={"fake_class_weight": weight}),
+                   OpenContext(run_dir=tmp_path, device=torch.device("cpu"), data_dir=data_dir))
+    x, y = next(iter(s.batches()))
+    z, c = s._noise(len(x))
+    with torch.no_grad():
+        fake = s.g(z, c)
+    seen = []
+    real_class_loss = losses.class_loss
+    monkeypatch.setattr(losses, "class_loss",
+                        lambda logits, labels: seen.append(labels) or real_class_loss(logits,
+                                                                                      labels))
+    s._d_step(x, y, fake, c)
+    assert len(seen) == class_terms and seen[0] is y

@@ -28,6 +28,7 @@ from dlab.errors import DlabError
 
 KINDS = ("dcgan", "wgan", "wgan-gp", "acgan")
 OPTIMIZERS = ("adam", "rmsprop")
+EMBED_MODES = ("concat", "multiply")
 IMAGE_SIZES = (0, 28, 32, 64)  # 0: the dataset's own size
 
 KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -64,7 +65,9 @@ class GanModelConfig:
     noise_dim: int = 100
     g_width: int = 64  # channels of G's last hidden layer; doubled per upsampling stage inward
     d_width: int = 64  # channels of D's first layer; doubled per stage
-    embed_dim: int = 100  # ACGAN: size of the label embedding multiplied into the noise
+    embed_dim: int = 100  # ACGAN: size of G's learned label embedding
+    embed_mode: str = "concat"  # ACGAN: "concat" (embedding beside the noise) or "multiply"
+    #   (noise * embedding, elementwise, as PyTorch-GAN's ACGAN: embed_dim must equal noise_dim)
     d_batch_norm: bool | None = None  # None: the kind's (off for WGAN-GP: the GP is per sample)
 
 
@@ -78,6 +81,9 @@ class GanOptimConfig:
     n_critic: int | None = None  # D/critic updates per G update
     clip: float | None = None  # WGAN: clip critic weights to [-clip, clip] (0 = off)
     gp_lambda: float | None = None  # WGAN-GP: gradient-penalty weight λ (0 = off)
+    fake_class_weight: float = 1.0  # ACGAN: weight of D's class loss on generated images (the
+    #   original paper's 1; 0: D's classifier learns from real images only, so G cannot agree
+    #   with D on a label code of its own that the real classes do not share)
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,11 @@ def validate(cfg: GanConfig) -> None:
            f"model.kind = 'acgan' needs a labelled dataset; {dt.dataset!r} has no classes")
     for key in ("noise_dim", "g_width", "d_width", "embed_dim"):
         _check(getattr(m, key) >= 1, f"model.{key} = {getattr(m, key)}; expected >= 1")
+    _check(m.embed_mode in EMBED_MODES, f"model.embed_mode = {m.embed_mode!r}; expected one "
+           "of: " + ", ".join(EMBED_MODES))
+    _check(m.embed_mode != "multiply" or m.embed_dim == m.noise_dim,
+           f"model.embed_dim = {m.embed_dim} with model.embed_mode = 'multiply'; expected "
+           f"model.noise_dim ({m.noise_dim})")
     _check(o.name in OPTIMIZERS, f"optim.name = {o.name!r}; expected one of: "
            + ", ".join(OPTIMIZERS))
     _check(o.lr > 0, f"optim.lr = {o.lr}; expected a learning rate > 0")
@@ -178,6 +189,8 @@ def validate(cfg: GanConfig) -> None:
            "generator step")
     _check(o.clip >= 0 and (o.clip > 0 or m.kind != "wgan"),
            f"optim.clip = {o.clip}; expected a weight-clipping bound > 0 for kind 'wgan'")
+    _check(o.fake_class_weight >= 0, f"optim.fake_class_weight = {o.fake_class_weight}; "
+           "expected >= 0")
     _check(o.gp_lambda >= 0, f"optim.gp_lambda = {o.gp_lambda}; expected λ >= 0")
     _check(t.epochs >= 1, f"train.epochs = {t.epochs}; expected >= 1")
     _check(t.batch_size >= 2, f"train.batch_size = {t.batch_size}; expected >= 2")

@@ -5,8 +5,8 @@ No fully connected layers: G is a stack of transposed convs (4x4, stride 2) from
 (28 = 7·2²) or 4x4 (32 = 4·2³, 64 = 4·2⁴) with `g_width · 2^(stages−1)` channels, halving per
 stage (64x64 at width 64 is exactly pytorch/examples' DCGAN). D mirrors it: LeakyReLU(0.2),
 batch norm on every conv but the first (optional: WGAN-GP's critic has none), and a last
-conv with the whole remaining map as kernel. ACGAN: G gets a learned label embedding
-concatenated to the noise; D has two heads (real/fake logit and class logits), written as
+conv with the whole remaining map as kernel. ACGAN: G gets a learned label embedding,
+concatenated to the noise or multiplied into it (`embed_mode`); D has two heads (real/fake logit and class logits), written as
 the channels of one last conv. Shapes NCHW; images in [-1, 1] (tanh).
 """
 
@@ -32,14 +32,15 @@ class Generator(nn.Module):
     """z (B, noise_dim) [+ labels (B,)] → images (B, C, size, size) in [-1, 1]."""
 
     def __init__(self, noise_dim: int, width: int, channels: int, size: int,
-                 num_classes: int = 0, embed_dim: int = 0):
+                 num_classes: int = 0, embed_dim: int = 0, embed_mode: str = "concat"):
         super().__init__()
         start, stages = _plan(size)
         self.noise_dim, self.num_classes = noise_dim, num_classes
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        self.multiply = embed_mode == "multiply"
+        z_dim = noise_dim + (embed_dim if num_classes and not self.multiply else 0)
         c = width * 2 ** (stages - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(noise_dim + (embed_dim if num_classes else 0),
-                                                      c, start, 1, 0, bias=False),
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, c, start, 1, 0, bias=False),
                                    nn.BatchNorm2d(c), nn.ReLU(True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2),
@@ -50,7 +51,8 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], 1)
+            e = self.embed(labels)
+            z = z * e if self.multiply else torch.cat([z, e], 1)
         return self.net(z[:, :, None, None])
 
 

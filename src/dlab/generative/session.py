@@ -41,7 +41,7 @@ def build_networks(cfg: GanConfig, num_classes: int) -> tuple[Generator, Discrim
     c, size, _ = image_shape(cfg)
     m = cfg.model
     k = num_classes if m.kind == "acgan" else 0
-    g = Generator(m.noise_dim, m.g_width, c, size, k, m.embed_dim)
+    g = Generator(m.noise_dim, m.g_width, c, size, k, m.embed_dim, m.embed_mode)
     d = Discriminator(m.d_width, c, size, bool(m.d_batch_norm), k)
     init_weights(g), init_weights(d)
     return g, d
@@ -168,7 +168,9 @@ class GanSession:
         else:
             loss = losses.bce_d(real_out, fake_out)
         if self.acgan:
-            loss = loss + losses.class_loss(real_cls, y) + losses.class_loss(fake_cls, c)
+            loss = loss + losses.class_loss(real_cls, y)
+            if o.fake_class_weight > 0:
+                loss = loss + o.fake_class_weight * losses.class_loss(fake_cls, c)
             stats["d_class_acc"] = (real_cls.detach().argmax(1) == y).sum()
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
