@@ -1,4 +1,5 @@
-"""The clemson-hw3 studies plan four GAN runs each, with the course's per-kind settings."""
+"""The clemson-hw3 studies plan the four GANs (and ACGAN with the paper's D loss) each, with the
+course's per-kind settings."""
 
 import pytest
 
@@ -9,10 +10,14 @@ from dlab.studies import load_study, plan_study
                                                     ("clemson-hw3-gpu", "cifar10", 50)])
 def test_four_kinds_with_course_defaults(name, dataset, epochs, tmp_path):
     plan = plan_study(load_study(name), tmp_path)
-    cfgs = {item.config.model.kind: item.config for item in plan.runs}
-    assert set(cfgs) == {"dcgan", "wgan", "wgan-gp", "acgan"}
+    cfgs = {label: item.config for item in plan.runs for _, label in item.uses}
+    assert set(cfgs) == {"dcgan", "wgan", "wgan-gp", "acgan", "acgan-fake-class"}
+    assert [c.model.kind for c in cfgs.values()] == ["dcgan", "wgan", "wgan-gp", "acgan", "acgan"]
+    # D's classifier learns from real images only; the paper's loss is the ablation
+    assert (cfgs["acgan"].optim.fake_class_weight,
+            cfgs["acgan-fake-class"].optim.fake_class_weight) == (0.0, 1.0)
     assert all(c.data.dataset == dataset and c.train.epochs == epochs for c in cfgs.values())
     w, gp = cfgs["wgan"], cfgs["wgan-gp"]
     assert (w.optim.name, w.optim.lr, w.optim.clip, w.optim.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
     assert (gp.optim.gp_lambda, gp.model.d_batch_norm, gp.train.batch_size) == (10.0, False, 32)
-    assert len({c.hash() for c in cfgs.values()}) == 4
+    assert len({c.hash() for c in cfgs.values()}) == 5
