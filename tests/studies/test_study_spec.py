@@ -127,6 +127,8 @@ def test_plan_keys_do_not_depend_on_the_runs_root(tmp_path):
     (('label = "b"', 'label = "a"'), ["'a' is used twice"]),
     (('key = "q1"', 'key = "Q 1"'), ["Q 1"]),
     (('title = "t"', "title = 't\n"), ["study.toml"]),
+    (('name = "s"', 'name = "s"\nthreads = -1'), ["threads", "-1", "integer >= 1", "line 2"]),
+    (('name = "s"', 'name = "s"\nthreads = "two"'), ["threads", "'two'"]),
 ])
 def test_malformed_study_files_name_file_key_and_line(tmp_path, edit, expect):
     path = write(tmp_path, GOOD.replace(*edit))

@@ -49,3 +49,19 @@ def test_same_metrics_with_one_and_two_workers(tmp_path, data_dir):
     assert metrics[1].keys() == metrics[2].keys()
     for key in metrics[1]:
         assert metrics[1][key] == metrics[2][key], key
+
+
+def test_a_study_files_threads_apply_to_every_item_unless_the_flag_says_otherwise(tmp_path,
+                                                                                 data_dir):
+    from dlab.cli import main
+
+    path = tmp_path / "workers.toml"
+    path.write_text(STUDY.replace('name = "workers"', 'name = "workers"\nthreads = 1'))
+    assert load_study(path).threads == 1
+    for flag, expect in (([], 1), (["--threads", "2"], 2)):
+        runs = tmp_path / f"runs-{expect}"
+        assert main(["study", "run", str(path), "--only", "q", "--workers", "2",
+                     "--runs-dir", str(runs), "--data-dir", str(data_dir), *flag]) == 0
+        manifests = list(runs.glob("workers/*/manifest.json"))
+        assert len(manifests) == 2
+        assert {json.loads(m.read_text())["torch_threads"] for m in manifests} == {expect}

@@ -17,8 +17,9 @@ def register(subparsers) -> None:
     _add_study(p)
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads per item (default: CPU cores // workers for models "
-                   "whose results do not depend on it, all cores for the others)")
+                   help="torch threads per item (default: the study file's `threads`, else "
+                   "CPU cores // workers for models whose results do not depend on it, all "
+                   "cores for the others)")
     p.add_argument("--only", default="", help="comma-separated question keys (with what they "
                    "depend on), e.g. q1,q13")
     p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
@@ -42,7 +43,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("work", help="a worker: take and run the next waiting item until none is")
     _add_study(p)
     p.add_argument("--storage", required=True, help="the RDB URL the study was enqueued in")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the study file's "
+                   "`threads`, else torch's)")
     p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval (s)")
     p.add_argument("--grace", type=int, default=30,
                    help="a trial silent this long (s) counts as dead and is retried")
@@ -104,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dlab.runs import one_line_os_errors
 
     with one_line_os_errors():  # a read-only or full runs dir: one line naming the path
-        out = run_plan(plan, LocalConfig(args.workers, args.threads, args.data_dir, args.device),
+        out = run_plan(plan, LocalConfig(args.workers, args.threads or plan.study.threads,
+                                         args.data_dir, args.device),
                        echo=lambda line: print(line, flush=True))
     print(f"ran {len(out.ran)} items ({sum(plan.by_key()[k].kind != 'eval' for k in out.ran)} "
           f"trainings), {len(out.skipped)} already done, {len(out.failed)} failed, "
@@ -187,7 +190,7 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     plan = _plan(args)
     cfg = WorkerConfig(args.storage, args.data_dir, args.device, args.heartbeat, args.grace,
-                       poll_s=args.poll, threads=args.threads)
+                       poll_s=args.poll, threads=args.threads or plan.study.threads)
     got: list[int] = []
 
     def handler(signum, frame):

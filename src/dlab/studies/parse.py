@@ -17,7 +17,7 @@ from dlab.tasks import resolve_any
 from dlab.studies.spec import KINDS, QuestionSpec, StudySpec, VariantSpec, flatten, nest
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_STUDY_KEYS = {"name", "description", "course", "seeds", "base", "questions"}
+_STUDY_KEYS = {"name", "description", "course", "seeds", "threads", "base", "questions"}
 _QUESTION_KEYS = {"key", "title", "text", "explanation", "seeds", "variants"}
 _VARIANT_KEYS = {"label", "config", "set", "kind", "source", "dataset", "lr_factor", "seeds",
                  "reference"}
@@ -90,6 +90,10 @@ class StudyFileParser:
         description = self.string(data, "description", "study", None, "")
         course = self.string(data, "course", "study", self.line_of("course ="), "")
         seeds = self.seeds(data.get("seeds", []), "seeds", self.line_of("seeds ="))
+        threads = data.get("threads", 0)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            self.fail("threads", f"{threads!r}: expected an integer >= 1 (torch threads per "
+                      "item), or 0 for dlab's choice", self.line_of("threads ="))
         base = data.get("base", {})
         if not isinstance(base, dict):
             self.fail("base", "expected a table of config keys", self.line_of("[base]"))
@@ -105,7 +109,7 @@ class StudyFileParser:
             if key in keys[:i]:
                 self.fail(f"questions[{i}].key", f"{key!r} is used twice",
                           self.line_of(f'key = "{key}"', f'key = "{key}"'))
-        study = StudySpec(name, self.path, description, base, tuple(questions), course)
+        study = StudySpec(name, self.path, description, base, tuple(questions), course, threads)
         self.check_steps(study)
         return study
 

@@ -92,6 +92,7 @@ class StudySpec:
     base: dict[str, Any]
     questions: tuple[QuestionSpec, ...]
     course: str = ""  # the course and assignment the study reproduces, for `dlab study list`
+    threads: int = 0  # torch threads per item when `--threads` is not given (0: dlab's choice)
 
     def question(self, key: str) -> QuestionSpec:
         for q in self.questions:
