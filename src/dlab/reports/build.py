@@ -121,5 +121,5 @@ def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path |
     report = ReportSpec(result, tuple(sections), _notes(result))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_bytes(md_path, render_markdown(report).encode())
-    atomic_write_bytes(html_path, render_html(report).encode())
+    atomic_write_bytes(html_path, render_html(report, out_dir).encode())
     return ReportResult(md_path, html_path, tuple(pngs), result.counts(), result.damaged())

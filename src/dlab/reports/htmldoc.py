@@ -1,7 +1,9 @@
 """Render a built report as one self-contained HTML file.
 
 Figures are embedded as base64 `data:` URIs and the CSS is inline, so the file can be mailed or
-opened offline; it loads nothing from anywhere else and runs no scripts.
+opened offline; it loads nothing from anywhere else and runs no scripts. A task's own report
+section (markdown) is rendered by `mdhtml.markdown_html`: its tables as tables, its images
+embedded like the figures.
 Must not import torch.
 """
 
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import html
+from pathlib import Path
 
 from dlab.reports.document import FigureFile, ReportSpec
+from dlab.reports.mdhtml import markdown_html, table_html
 from dlab.reports.tables import question_table
 
 _CSS = """
@@ -22,12 +26,16 @@ blockquote { margin: 0 0 1rem 0; padding: .4rem 1rem; border-left: 4px solid #89
              background: #f4f6f8; white-space: pre-wrap; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }
-th { background: #eef; } td:first-child, td:nth-child(2) { text-align: left; }
+th { background: #eef; } td:first-child, table.results td:nth-child(2) { text-align: left; }
 tr.not-run td { color: #888; font-style: italic; } tr.diverged td { color: #a00; }
 .figures { display: flex; flex-wrap: wrap; gap: .5rem; }
 .figures img { max-width: 100%; width: 34rem; border: 1px solid #ddd; }
 .explanation { background: #fbfbf2; border: 1px solid #e4e4c8; padding: .5rem 1rem;
                white-space: pre-wrap; }
+.task-section img { max-width: 100%; border: 1px solid #ddd; vertical-align: middle; }
+.task-section code { background: #f4f4f4; padding: 0 .2rem; }
+.task-section pre { background: #f4f4f4; padding: .5rem; overflow-x: auto; }
+.missing-image { color: #a00; font-style: italic; }
 """
 
 
@@ -43,8 +51,10 @@ def _row_class(status: str) -> str:
     return "diverged" if status.startswith("diverged") else ""
 
 
-def render_html(report: ReportSpec) -> str:
-    """The whole report as one HTML document with everything inline."""
+def render_html(report: ReportSpec, folder: Path | None = None) -> str:
+    """The whole report as one HTML document with everything inline. `folder` is where the
+    report is written: the relative image links of task sections resolve against it (as in
+    report.md) and the images are embedded; without it they show their alt text."""
     s = report.study
     esc = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -60,17 +70,13 @@ def render_html(report: ReportSpec) -> str:
         if q.text:
             out.append(f"<blockquote>{esc(q.text.strip())}</blockquote>")
         columns, rows = question_table(section.result)
-        out.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns)
-                   + "</tr></thead><tbody>")
-        for row in rows:
-            cls = _row_class(row[1])
-            out.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(c)}</td>" for c in row)
-                       + "</tr>")
-        out.append("</tbody></table>")
+        out.append(table_html(columns, rows, [_row_class(row[1]) for row in rows],
+                              css_class="results"))
         out.append('<div class="figures">' + "".join(_img(f) for f in section.figures)
                    + "</div>")
         for label, text in section.extras:
-            out.append(f"<h3>{esc(label)}</h3><pre class=\"explanation\">{esc(text.strip())}</pre>")
+            out.append(f'<h3>{esc(label)}</h3><div class="task-section">'
+                       f"{markdown_html(text.strip(), folder)}</div>")
         if q.explanation:
             out.append("<h3>What the knob does</h3>"
                        f'<div class="explanation">{esc(q.explanation.strip())}</div>')
