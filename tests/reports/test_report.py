@@ -112,3 +112,30 @@ def test_a_test_time_augmented_final_number_says_so(tmp_path):
                 dataset="fashion-mnist", reference_pct=92.0)
     assert variant_row(VariantResult(**base, tta="flip-shift"))[2] == "94.24 (flip-shift TTA)"
     assert variant_row(VariantResult(**base))[2] == "94.24"
+
+
+def test_runs_that_evaluated_the_test_set_get_a_test_column_with_its_seed_mean(tmp_path):
+    from pathlib import Path
+
+    from dlab.reports.collect import QuestionResult, VariantResult
+    from dlab.reports.tables import question_table
+    from dlab.studies.spec import QuestionSpec
+
+    def run(label, variant, val, test):
+        final = {"val_acc": val, **({} if test is None else {"test_acc": test})}
+        return VariantResult(label=label, variant=variant, kind="train", status="finished",
+                             run_dir=Path(tmp_path), metrics=(), final_val_acc=val,
+                             best_val_acc=val, best_epoch=3, final_val_loss=1.0,
+                             seconds_per_epoch=9.0, params=1000, dataset="cifar10",
+                             reference_pct=None,
+                             result={"final": final, "best": final})
+
+    question = QuestionSpec(key="q", title="t", text="", explanation="", variants=())
+    runs = (run("a/seed=1", "a", 0.61, 0.63), run("a/seed=2", "a", 0.62, 0.65),
+            run("b", "b", 0.50, None))
+    columns, rows = question_table(QuestionResult(question, runs))
+    assert columns[2:4] == ("final val acc (%)", "test acc (%)")
+    assert [r[3] for r in rows] == ["63.00", "65.00", "64.00 ± 1.41", "—"]
+    # no run evaluated the test set: no such column
+    columns, _ = question_table(QuestionResult(question, (run("b", "b", 0.5, None),)))
+    assert "test acc (%)" not in columns

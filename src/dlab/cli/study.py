@@ -43,8 +43,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("work", help="a worker: take and run the next waiting item until none is")
     _add_study(p)
     p.add_argument("--storage", required=True, help="the RDB URL the study was enqueued in")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the study file's "
-                   "`threads`, else torch's)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default: the study file's `threads`, else torch's)")
     p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval (s)")
     p.add_argument("--grace", type=int, default=30,
                    help="a trial silent this long (s) counts as dead and is retried")

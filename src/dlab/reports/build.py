@@ -53,7 +53,8 @@ def _notes(result: StudyResult) -> tuple[str, ...]:
                       "uses the test set as its validation set, as the original assignment does).")
     else:
         validation = (f"Validation numbers are measured on a held-out {base.data.val_size} "
-                      f"training images (split seed {base.data.split_seed}); the test set is unused.")
+                      f"training images (split seed {base.data.split_seed}); the test set is "
+                      "evaluated once, after each run's last epoch (test acc).")
     counts = result.counts()
     total = sum(counts.values())
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

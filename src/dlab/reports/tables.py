@@ -1,7 +1,8 @@
 """The per-question results table, as rows of display strings shared by markdown and HTML.
 
-Classification questions: variant, status, final and best validation accuracy (%), final
-validation loss, seconds per epoch, parameters, the original submission's number (%) and the
+Classification questions: variant, status, final validation accuracy (%), the test accuracy
+(%) where runs evaluated the test set after a hold-out validation, best validation accuracy,
+final validation loss, seconds per epoch, parameters, the original submission's number (%) and the
 difference to it. Eval steps show their evaluated accuracy; missing numbers show as "—". A final
 accuracy measured with test-time augmentation names it ("94.24 (flip-shift TTA)"); the
 per-epoch numbers behind "best" are single-view. Questions of other tasks show the columns
@@ -102,7 +103,7 @@ def question_table(qr: QuestionResult) -> tuple[tuple[str, ...], list[tuple[str,
                 losses = [v.final_val_loss for v in group if v.final_val_loss is not None]
                 rows.append(_mean_row(group[0].variant, group, len(COLUMNS),
                                       {2: (finals, True), 3: (bests, True), 4: (losses, False)}))
-        return COLUMNS, rows
+        return _with_test_column(qr, COLUMNS, rows)
     cols = task.report_columns
     columns = ("variant", "status", *(c.title for c in cols), "s / epoch", "params")
     rows = []
@@ -119,6 +120,26 @@ def question_table(qr: QuestionResult) -> tuple[tuple[str, ...], list[tuple[str,
                               if x is not None], c.percent) for i, c in enumerate(cols)}
             rows.append(_mean_row(group[0].variant, group, len(columns), cells))
     return columns, rows
+
+
+def _with_test_column(qr: QuestionResult, columns: tuple[str, ...],
+                      rows: list[tuple[str, ...]]) -> tuple[tuple[str, ...],
+                                                             list[tuple[str, ...]]]:
+    """Insert "test acc (%)" after the final validation accuracy when any run of the question
+    evaluated the test set after a hold-out run (`test_acc`); a mean row gets its mean ± sd."""
+    tests = {v.label: metric(v.result or {}, "test_acc", "final") for v in qr.variants}
+    if all(t is None for t in tests.values()):
+        return columns, rows
+    out = []
+    for row in rows:
+        if row[1].endswith(" seeds"):  # a mean ± sd row: the group's runs follow its label
+            values = [t for v in qr.variants if v.variant + " (mean ± sd)" == row[0]
+                      for t in (tests[v.label],) if t is not None]
+            cell = _spread(values, True) if values else DASH
+        else:
+            cell = _pct(tests.get(row[0]))
+        out.append((*row[:3], cell, *row[3:]))
+    return (*columns[:3], "test acc (%)", *columns[3:]), out
 
 
 def question_rows(qr: QuestionResult) -> list[tuple[str, ...]]:
