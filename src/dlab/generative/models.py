@@ -7,7 +7,8 @@ stage (64x64 at width 64 is exactly pytorch/examples' DCGAN). D mirrors it: Leak
 batch norm on every conv but the first (optional: WGAN-GP's critic has none), and a last
 conv with the whole remaining map as kernel. ACGAN: G gets a learned label embedding,
 concatenated to the noise or multiplied into it (`embed_mode`); D has two heads (real/fake
-logit and class logits), written as the channels of one last conv. Shapes NCHW; images in [-1, 1] (tanh).
+logit and class logits), written as the channels of one last conv. Shapes NCHW; images in
+[-1, 1] (tanh).
 """
 
 from __future__ import annotations
