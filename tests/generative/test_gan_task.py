@@ -91,6 +91,7 @@ def test_resume_gives_the_same_metrics(tmp_path, data_dir, tiny):
     ("model", {"embed_mode": "add"}, "model.embed_mode = 'add'"),
     ("model", {"embed_mode": "multiply", "embed_dim": 50}, "model.embed_dim = 50"),
     ("optim", {"fake_class_weight": -1.0}, "optim.fake_class_weight = -1.0"),
+    ("optim", {"g_class_weight": -2.0}, "optim.g_class_weight = -2.0"),
 ])
 def test_bad_input_is_one_line(section, values, message):
     kind = "wgan" if section == "optim" and "clip" in values else "dcgan"
@@ -156,3 +157,21 @@ def test_fake_class_weight_0_trains_d_classifier_on_real_images_only(
                                                                                       labels))
     s._d_step(x, y, fake, c)
     assert len(seen) == class_terms and seen[0] is y
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0, 3.0])
+def test_g_class_weight_scales_gs_class_loss(tmp_path, data_dir, tiny, monkeypatch, weight):
+    import torch
+
+    from dlab.generative import losses
+    from dlab.generative.session import GanSession
+    from dlab.tasks.base import OpenContext
+
+    s = GanSession(tiny("acgan", optim={"g_class_weight": weight}),
+                   OpenContext(run_dir=tmp_path, device=torch.device("cpu"), data_dir=data_dir))
+    z, c = s._noise(8)
+    zero = lambda out: (out * 0).sum()  # noqa: E731  (keeps the graph for backward)
+    monkeypatch.setattr(losses, "bce_g", zero)
+    monkeypatch.setattr(losses, "class_loss", lambda logits, labels: zero(logits) + 5.0)
+    out = s._g_step(8, s.g(z, c), c)
+    assert float(out["g_loss"]) == pytest.approx(weight * 5.0 * 8)

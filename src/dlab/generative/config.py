@@ -84,6 +84,7 @@ class GanOptimConfig:
     fake_class_weight: float = 1.0  # ACGAN: weight of D's class loss on generated images (the
     #   original paper's 1; 0: D's classifier learns from real images only, so G cannot agree
     #   with D on a label code of its own that the real classes do not share)
+    g_class_weight: float = 1.0  # ACGAN: weight of G's class loss (how hard G draws the label)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def validate(cfg: GanConfig) -> None:
            f"optim.clip = {o.clip}; expected a weight-clipping bound > 0 for kind 'wgan'")
     _check(o.fake_class_weight >= 0, f"optim.fake_class_weight = {o.fake_class_weight}; "
            "expected >= 0")
+    _check(o.g_class_weight >= 0, f"optim.g_class_weight = {o.g_class_weight}; expected >= 0")
     _check(o.gp_lambda >= 0, f"optim.gp_lambda = {o.gp_lambda}; expected λ >= 0")
     _check(t.epochs >= 1, f"train.epochs = {t.epochs}; expected >= 1")
     _check(t.batch_size >= 2, f"train.batch_size = {t.batch_size}; expected >= 2")

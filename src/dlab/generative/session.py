@@ -189,7 +189,7 @@ class GanSession:
             fake_out, fake_cls = self.d(fake)
             loss = losses.wasserstein_g(fake_out) if self.wgan else losses.bce_g(fake_out)
             if self.acgan:
-                loss = loss + losses.class_loss(fake_cls, c)
+                loss = loss + self.cfg.optim.g_class_weight * losses.class_loss(fake_cls, c)
             opt = self.optimizers["generator"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
