@@ -18,6 +18,8 @@ def test_four_kinds_with_course_defaults(name, dataset, epochs, tmp_path):
             cfgs["acgan-fake-class"].optim.fake_class_weight) == (0.0, 1.0)
     assert cfgs["acgan"].model.embed_mode == cfgs["acgan-fake-class"].model.embed_mode == \
         "multiply"
+    assert cfgs["acgan"].optim.g_class_weight == cfgs["acgan-fake-class"].optim.g_class_weight \
+        == 3.0
     assert all(c.data.dataset == dataset and c.train.epochs == epochs for c in cfgs.values())
     w, gp = cfgs["wgan"], cfgs["wgan-gp"]
     assert (w.optim.name, w.optim.lr, w.optim.clip, w.optim.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
