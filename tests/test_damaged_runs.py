@@ -309,6 +309,22 @@ def test_a_file_where_a_folder_belongs_is_one_line(finished_study, tmp_path, cap
     assert (tmp_path / "f.txt").read_text() == "x"
 
 
+def _resume_on_a_full_disk_fails_in_one_line(place, run, capsys, data_dir):
+    """Fill `place` but 16 kB, `train --resume RUN`: rc 2, one line naming the run and the full
+    disk, the last checkpoint unchanged, no temporary file left. Returns the filler file."""
+    last = read_checkpoint(run / "checkpoints" / "last")[0]
+    free = os.statvfs(place)
+    filler = place / "filler"
+    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 16_384))
+    assert main(["train", "--resume", str(run), "--quiet", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "No space left on device" in err and str(run) in err
+    assert read_checkpoint(run / "checkpoints" / "last")[0] == last
+    assert not list(run.rglob("*.tmp"))
+    return filler
+
+
 @pytest.mark.skipif(not _can_mount(), reason="needs root to mount a 2 MB tmpfs")
 def test_a_full_disk_is_one_line_and_the_checkpoint_stays_intact(finished_study, tmp_path,
                                                                  capsys, data_dir):
@@ -324,17 +340,7 @@ def test_a_full_disk_is_one_line_and_the_checkpoint_stays_intact(finished_study,
         cfg = json.loads((run / "config.json").read_text())
         cfg["train"]["epochs"] = 2  # the held config: resume trains a second epoch
         (run / "config.json").write_text(json.dumps(cfg))
-        last = read_checkpoint(run / "checkpoints" / "last")[0]
-        free = os.statvfs(place)
-        filler = place / "filler"
-        filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 16_384))
-        assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
-                     str(data_dir)]) == 2
-        err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1, err
-        assert "No space left on device" in err and str(run) in err
-        assert read_checkpoint(run / "checkpoints" / "last")[0] == last
-        assert not list(run.rglob("*.tmp"))
+        filler = _resume_on_a_full_disk_fails_in_one_line(place, run, capsys, data_dir)
         filler.unlink()
         assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
                      str(data_dir)]) == 0
@@ -354,20 +360,10 @@ def test_a_disk_full_while_writing_figures_is_one_line_and_resumes(finished_stud
         for name in ("result.json", "predictions.npz", "confusion.json", *(
                 p.name for p in run.glob("*.png"))):
             (run / name).unlink(missing_ok=True)
-        last = read_checkpoint(run / "checkpoints" / "last")[0]
-        free = os.statvfs(place)
-        filler = place / "filler"
-        filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 16_384))
-        assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
-                     str(data_dir)]) == 2
-        err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1, err
-        assert "No space left on device" in err and str(run) in err
+        filler = _resume_on_a_full_disk_fails_in_one_line(place, run, capsys, data_dir)
         assert not (run / "result.json").exists()
         for png in run.glob("*.png"):  # none left half-written
             assert png.read_bytes().endswith(b"IEND\xaeB`\x82"), png
-        assert read_checkpoint(run / "checkpoints" / "last")[0] == last
-        assert not list(run.rglob("*.tmp"))
         filler.unlink()
         assert main(["train", "--resume", str(run), "--quiet", "--data-dir",
                      str(data_dir)]) == 0
