@@ -50,7 +50,7 @@ def _mlp(args: argparse.Namespace) -> int:
     cfg = None
     if args.resume is not None:
         _check_numpy_mlp_run(args.resume)
-    if args.resume is None:
+    else:
         data: dict = {"model": {}, "solver": {}}
         if args.augment:
             data["augment"] = dict(DEFAULT_AUGMENT.__dict__)

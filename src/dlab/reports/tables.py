@@ -94,16 +94,26 @@ def question_table(qr: QuestionResult) -> tuple[tuple[str, ...], list[tuple[str,
     """(column titles, rows) of one question's table."""
     task = get_task(_task_of(qr))
     if task.name == DEFAULT_TASK:
+        # "test acc (%)" after the final validation accuracy, when any run evaluated the test
+        # set after a hold-out validation (`test_acc`)
+        test = {v.label: metric(v.result or {}, "test_acc", "final") for v in qr.variants}
+        with_test = any(t is not None for t in test.values())
+
+        def cells(row: tuple[str, ...], test_cell: str) -> tuple[str, ...]:
+            return (*row[:3], test_cell, *row[3:]) if with_test else row
+
         rows = []
         for group in _groups(qr):
-            rows += [variant_row(v) for v in group]
+            rows += [cells(variant_row(v), _pct(test[v.label])) for v in group]
             if len(group) > 1:
                 finals = [v.final_val_acc for v in group if v.final_val_acc is not None]
                 bests = [v.best_val_acc for v in group if v.best_val_acc is not None]
                 losses = [v.final_val_loss for v in group if v.final_val_loss is not None]
-                rows.append(_mean_row(group[0].variant, group, len(COLUMNS),
-                                      {2: (finals, True), 3: (bests, True), 4: (losses, False)}))
-        return _with_test_column(qr, COLUMNS, rows)
+                tests = [test[v.label] for v in group if test[v.label] is not None]
+                mean = _mean_row(group[0].variant, group, len(COLUMNS),
+                                 {2: (finals, True), 3: (bests, True), 4: (losses, False)})
+                rows.append(cells(mean, _spread(tests, True) if tests else DASH))
+        return cells(COLUMNS, "test acc (%)"), rows
     cols = task.report_columns
     columns = ("variant", "status", *(c.title for c in cols), "s / epoch", "params")
     rows = []
@@ -120,26 +130,6 @@ def question_table(qr: QuestionResult) -> tuple[tuple[str, ...], list[tuple[str,
                               if x is not None], c.percent) for i, c in enumerate(cols)}
             rows.append(_mean_row(group[0].variant, group, len(columns), cells))
     return columns, rows
-
-
-def _with_test_column(qr: QuestionResult, columns: tuple[str, ...],
-                      rows: list[tuple[str, ...]]) -> tuple[tuple[str, ...],
-                                                             list[tuple[str, ...]]]:
-    """Insert "test acc (%)" after the final validation accuracy when any run of the question
-    evaluated the test set after a hold-out run (`test_acc`); a mean row gets its mean ± sd."""
-    tests = {v.label: metric(v.result or {}, "test_acc", "final") for v in qr.variants}
-    if all(t is None for t in tests.values()):
-        return columns, rows
-    out = []
-    for row in rows:
-        if row[1].endswith(" seeds"):  # a mean ± sd row: the group's runs follow its label
-            values = [t for v in qr.variants if v.variant + " (mean ± sd)" == row[0]
-                      for t in (tests[v.label],) if t is not None]
-            cell = _spread(values, True) if values else DASH
-        else:
-            cell = _pct(tests.get(row[0]))
-        out.append((*row[:3], cell, *row[3:]))
-    return (*columns[:3], "test acc (%)", *columns[3:]), out
 
 
 def question_rows(qr: QuestionResult) -> list[tuple[str, ...]]:
