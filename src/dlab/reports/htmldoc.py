@@ -9,12 +9,11 @@ Must not import torch.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
 from dlab.reports.document import FigureFile, ReportSpec
-from dlab.reports.mdhtml import markdown_html, table_html
+from dlab.reports.mdhtml import embedded_img, markdown_html, table_html
 from dlab.reports.tables import question_table
 
 _CSS = """
@@ -40,9 +39,7 @@ tr.not-run td { color: #888; font-style: italic; } tr.diverged td { color: #a00;
 
 
 def _img(fig: FigureFile) -> str:
-    data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
-    alt = html.escape(fig.spec.title)
-    return f'<img src="data:image/png;base64,{data}" alt="{alt}" title="{alt}">'
+    return embedded_img(fig.path.read_bytes(), "image/png", fig.spec.title)
 
 
 def _row_class(status: str) -> str:

@@ -81,8 +81,14 @@ def _image(alt: str, target: str, folder: Path | None) -> str:
         data = None
     if data is None:
         return missing
+    return embedded_img(data, mime, alt)
+
+
+def embedded_img(data: bytes, mime: str, alt: str) -> str:
+    """An <img> holding `data` as a base64 `data:` URI, `alt` as its alt text and title."""
     b64 = base64.b64encode(data).decode("ascii")
-    return f'<img src="data:{mime};base64,{b64}" alt="{escaped_alt}" title="{escaped_alt}">'
+    escaped = html.escape(alt)
+    return f'<img src="data:{mime};base64,{b64}" alt="{escaped}" title="{escaped}">'
 
 
 def _target(raw: str) -> str:
