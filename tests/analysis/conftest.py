@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    from dlab.analysis.runner import torch_threads
+    from dlab.torch_engine.threads import torch_threads
 
     with torch_threads(1):
         yield

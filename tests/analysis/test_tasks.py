@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from dlab.analysis import registry
-from dlab.analysis.runner import run_analysis, torch_threads
+from dlab.analysis.runner import run_analysis
+from dlab.torch_engine.threads import torch_threads
 from dlab.analysis.sizes import at_least, check_sizes, fraction, limit, positive
 from dlab.errors import DlabError
 from dlab.results import read_result

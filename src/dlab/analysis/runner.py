@@ -10,11 +10,10 @@ their figures and a result of kind "analysis-all".
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from dlab.analysis.registry import (TASK_NAME, AnalysisConfig, ContextSpec, ExperimentSpec,
                                     experiments, get_experiment, resolve_analysis, resolve_config)
@@ -23,21 +22,9 @@ from dlab.errors import DlabError
 from dlab.io import atomic_write_bytes, atomic_write_json, read_json
 from dlab.results import is_done, make_result, read_result, write_result
 from dlab.runs import CONFIG, create_run_dir, run_lock, start_run, timestamp
+from dlab.torch_engine.threads import torch_threads
 
 SECTION = "section.md"
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """torch's intra-op thread count set to `threads` inside, the previous one restored after."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def run_analysis(cfg: AnalysisConfig, run_dir: Path, data_dir=None,
