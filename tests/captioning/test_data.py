@@ -108,3 +108,25 @@ def test_every_generated_reference_parses_as_named_right():
             if not named_right(caption, items):
                 wrong.append((caption, items))
     assert total > 7000 and wrong == []
+
+
+def test_class_evidence_says_which_digit_is_where():
+    """Feature map 2: each digit's template matches best at its own place (glyph digits: the
+    templates are the glyphs themselves); map 1 has no such evidence and a different width."""
+    from dlab.captioning.synth import CANVAS, FeatureMap, class_templates, glyph_digits
+
+    digits = glyph_digits()
+    fmap = FeatureMap.seeded(1234, class_templates(digits))
+    frame = np.zeros((1, CANVAS, CANVAS), np.uint8)
+    frame[0, 0:28, 0:28] = digits[3][0]  # top left
+    frame[0, 36:64, 36:64] = digits[8][0]  # bottom right
+    pool2 = frame.astype(np.float32).reshape(1, 32, 2, 32, 2).mean((2, 4)) / 255.0
+    ev = fmap.evidence(pool2)[0]
+    cells = ev[:160].reshape(4, 4, 10)
+    assert cells[0, 0].argmax() == 3 and cells[3, 3].argmax() == 8
+    assert set(np.argsort(-ev[160:])[:2]) == {3, 8}
+    assert abs(cells[1:3, 1:3]).max() < cells[0, 0, 3]  # the empty middle matches less
+    assert fmap.what.shape == (362, 2048) and FeatureMap.seeded(1234).what.shape == (192, 2048)
+    np.testing.assert_array_equal(fmap.where, FeatureMap.seeded(1234).where)
+    with pytest.raises(DlabError, match="feature_map = 3; expected 1 or 2"):
+        SynthSpec(feature_map=3).validate()

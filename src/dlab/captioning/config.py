@@ -25,6 +25,7 @@ class CaptionDataConfig:
     synth_seed: int = 1
     synth_two_digit_fraction: float = 0.3
     synth_digit_pool: int = 10
+    synth_feature_map: int = 2  # 1: random filters only; 2: and class evidence (`synth` doc)
     min_count: int = 1  # vocabulary: words seen fewer times in the training captions -> <UNK>
     max_words: int = 20  # captions are cut to this many words for training
     frame_stride: int = 4  # use every n-th of the 80 frames
@@ -110,6 +111,8 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
     _check(d.min_count >= 1, f"data.min_count = {d.min_count}; expected >= 1")
     _check(0 <= d.synth_two_digit_fraction <= 1,
            f"data.synth_two_digit_fraction = {d.synth_two_digit_fraction}; expected 0..1")
+    _check(d.synth_feature_map in (1, 2),
+           f"data.synth_feature_map = {d.synth_feature_map}; expected 1 or 2")
     _check(d.val_split in ("testing", "compositional"),
            f"data.val_split = {d.val_split!r}; expected 'testing' or 'compositional'")
     _check(m.cell in ("gru", "lstm"), f"model.cell = {m.cell!r}; expected 'gru' or 'lstm'")

@@ -18,7 +18,7 @@ from dlab.paths import cache_root
 def synth_spec(d: CaptionDataConfig) -> SynthSpec:
     return SynthSpec(train=d.synth_train, test=d.synth_test, compositional=d.synth_compositional,
                      seed=d.synth_seed, two_digit_fraction=d.synth_two_digit_fraction,
-                     digit_pool=d.synth_digit_pool)
+                     digit_pool=d.synth_digit_pool, feature_map=d.synth_feature_map)
 
 
 def _has_mnist(data_dir: str | None) -> bool:

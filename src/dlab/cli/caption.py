@@ -14,7 +14,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     spec = SynthSpec(train=args.train, test=args.test, compositional=args.compositional,
                      seed=args.seed, two_digit_fraction=args.two_digit_fraction,
-                     min_refs=args.min_refs, max_refs=args.max_refs, digit_pool=args.digit_pool)
+                     min_refs=args.min_refs, max_refs=args.max_refs, digit_pool=args.digit_pool,
+                     feature_map=args.feature_map)
     out = generate(spec, args.out, args.data_dir, progress=None if args.quiet else print)
     total = spec.train + spec.test + spec.compositional
     print(f"wrote {total} videos ({total * 80 * 4096 * 8 / 1e9:.2f} GB of features) to {out}")
@@ -123,6 +124,8 @@ def register(sub) -> None:
     q.add_argument("--max-refs", type=int, default=20)
     q.add_argument("--digit-pool", type=int, default=10,
                    help="MNIST images per digit (0 = all); without MNIST: font glyphs")
+    q.add_argument("--feature-map", type=int, choices=(1, 2), default=2,
+                   help="1: random filters only; 2 (default): also class evidence per place")
     q.add_argument("--quiet", action="store_true")
     add_data_dir(q)
     q.set_defaults(func=cmd_synth)
