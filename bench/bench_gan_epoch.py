@@ -135,11 +135,12 @@ class Dlab:
         return self.s.step(batch)["d_loss"]
 
 
-def open_session(dataset: str, n: int, size: int, width: int, batch: int, data_dir, tmp: str):
+def open_session(dataset: str, n: int, size: int, width: int, batch: int, data_dir, tmp: str,
+                 precision: str = "fp32"):
     cfg = get_task("gan").resolve({
         "data": {"dataset": dataset, "train_limit": n, "image_size": size},
         "model": {"kind": "dcgan", "g_width": width, "d_width": width},
-        "train": {"batch_size": batch, "epochs": 1},
+        "train": {"batch_size": batch, "epochs": 1, "precision": precision},
         "eval": {"n_samples": 100, "n_epoch": 0, "extractor_epochs": 1,
                  "extractor_train_limit": 1000, "test_limit": 100}})
     with warnings.catch_warnings():
@@ -187,6 +188,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"),
+                   help="one dlab pipeline per train.precision (the recipe is float32)")
     p.add_argument("--profile", action="store_true")
     a = p.parse_args()
     if a.threads:
@@ -194,15 +197,21 @@ def main() -> None:
     images = load_dataset(a.dataset, "train", a.data_dir).images[:a.n]
     size = a.size or images.shape[-1]
     with tempfile.TemporaryDirectory() as tmp:
-        session = open_session(a.dataset, a.n, a.size, a.width, a.batch, a.data_dir, tmp)
+        sessions = {}
+        for precision in a.precisions:
+            os.makedirs(os.path.join(tmp, precision))
+            sessions[precision] = open_session(a.dataset, a.n, a.size, a.width, a.batch,
+                                               a.data_dir, os.path.join(tmp, precision), precision)
+        session = sessions[a.precisions[0]]
         # the recipe trains the very same architecture from the same initial weights
         g, d = Generator(100, a.width, images.shape[1], size), Discriminator(
             a.width, images.shape[1], size, True)
         g.load_state_dict(session.g.state_dict()), d.load_state_dict(session.d.state_dict())
         assert repr(g) == repr(session.g) and repr(d) == repr(session.d)
         pipes = {f"pytorch/examples recipe (DataLoader, {a.workers} workers)":
-                 Recipe(images, size, a.width, a.batch, a.workers, g, d).step,
-                 "dlab GanSession": Dlab(session).step}
+                 Recipe(images, size, a.width, a.batch, a.workers, g, d).step}
+        for precision, sess in sessions.items():
+            pipes[f"dlab GanSession ({precision})"] = Dlab(sess).step
         if a.profile:
             for name, step in pipes.items():
                 timed(step, a.warmup)
@@ -216,7 +225,7 @@ def main() -> None:
             for name, step in pipes.items():
                 times[name].append(timed(step, a.steps) / a.steps)
         after = machine_state()
-    (rn, rt), (dn, dt) = times.items()
+    rt = next(iter(times.values()))
     print(f"DCGAN steps, {a.dataset} {a.n} images at {size}x{size}, width {a.width}, batch "
           f"{a.batch}, {torch.get_num_threads()} threads; {a.chunks} interleaved chunks of "
           f"{a.steps} steps each after {a.warmup} warm-up steps")
@@ -226,10 +235,11 @@ def main() -> None:
         med = statistics.median(t)
         print(f"{name:<46} {1e3 * med:14.1f} {1e3 * min(t):7.1f} {1e3 * max(t):7.1f} "
               f"{a.batch / med:7.0f}")
-    pair = [r / d for r, d in zip(rt, dt)]
-    print(f"speed-up (recipe / dlab): median of pairs {statistics.median(pair):.2f}x "
-          f"(pairs {min(pair):.2f}-{max(pair):.2f}x), ratio of medians "
-          f"{statistics.median(rt) / statistics.median(dt):.2f}x")
+    for name, dt in list(times.items())[1:]:
+        pair = [r / d for r, d in zip(rt, dt)]
+        print(f"speed-up of {name} (recipe / dlab): median of pairs "
+              f"{statistics.median(pair):.2f}x (pairs {min(pair):.2f}-{max(pair):.2f}x), "
+              f"ratio of medians {statistics.median(rt) / statistics.median(dt):.2f}x")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,9 @@ class OptimConfig:
     grad_clip: float = 0.0  # clip the total gradient norm to this (0 = off)
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The training loop's settings."""
@@ -132,6 +135,10 @@ class TrainConfig:
     # test-time augmentation of the final evaluation (after the last epoch; per-epoch evaluation
     # stays single-view): "none", "flip" (image + mirror) or "flip-shift" (mirror x 1-pixel shifts)
     tta: str = "none"
+    # the arithmetic of forward and backward passes: "auto" = bf16 autocast on CUDA and float32
+    # on a CPU; "bf16" = bf16 autocast on a CPU too (fast where the CPU has AMX-BF16 or
+    # AVX512-BF16, as these machines do: BENCHMARKS.md "bf16 on the CPU"); "fp32" = never
+    precision: str = "auto"
     init_from: str = ""  # a checkpoint directory whose weights start this run (fine-tuning)
     # TensorBoard extras, as the original assignment used them (off by default: they cost
     # training time, BENCHMARKS.md "TensorBoard extras"): parameter and gradient histograms
@@ -563,6 +570,8 @@ def validate(cfg: RunConfig) -> None:
     _check(t.deliverables == "" or t.deliverables.replace("-", "").replace("_", "").isalnum(),
            f"train.deliverables = {t.deliverables!r}; expected a file-name prefix of letters, "
            "digits, '-' and '_'")
+    _check(t.precision in PRECISIONS, f"train.precision = {t.precision!r}; expected one of: "
+           f"{', '.join(PRECISIONS)}")
     _check(t.tta in TTA_VIEWS, f"train.tta = {t.tta!r}; expected one of: "
            + ", ".join(repr(k) for k in TTA_VIEWS))
     _check(0.0 <= t.label_smoothing < 1.0,

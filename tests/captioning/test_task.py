@@ -163,3 +163,25 @@ def test_frame_differences_feed_the_encoder_the_motion():
         task.resolve({"model": {"diff_lag": 10}, "data": {"frame_stride": 8}})
     assert task.resolve({"model": {"diff_lag": 10, "frame_diff": "none"},
                          "data": {"frame_stride": 8}}).model.diff_lag == 10
+
+
+def test_video_context_puts_the_frame_mean_in_every_context():
+    import torch
+
+    from dlab.captioning.config import CaptionModelConfig
+    from dlab.captioning.model import S2VT
+
+    torch.manual_seed(0)
+    model = S2VT(10, 8, CaptionModelConfig(hidden=16, embed=8, video_context="mean")).eval()
+    feats = torch.rand(2, 5, 8)
+    enc, keys, state = model.encode(feats)
+    assert enc.shape == (2, 5, 32) and keys.shape == (2, 5, 16)
+    mean = model.proj(model.inputs(feats)).mean(1)
+    assert torch.allclose(enc[:, :, 16:], mean[:, None].expand(2, 5, 16))
+    logits, _, weights = model.step(torch.tensor([1, 1]), state, enc, keys)
+    assert logits.shape == (2, 10) and torch.allclose(weights.sum(1), torch.ones(2))
+    task = get_task("caption")
+    with pytest.raises(DlabError, match="model.video_context = 'max'"):
+        task.resolve({"model": {"video_context": "max"}})
+    with pytest.raises(DlabError, match="needs model.attention = true"):
+        task.resolve({"model": {"video_context": "mean", "attention": False}})

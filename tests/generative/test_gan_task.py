@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dlab.errors import DlabError
@@ -51,6 +52,29 @@ def test_each_kind_trains_one_epoch(kind, tmp_path, data_dir, tiny):
                                                       "epoch-001.png").samefile(link)
     label = f"{100 * result['final']['label_acc']:.1f}%" if kind == "acgan" else "| – |"
     assert label in section
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "wgan-gp", "acgan"])
+def test_bf16_precision_trains_every_kind(kind, tmp_path, data_dir, tiny):
+    """train.precision = "bf16": G's and D's forward passes in bfloat16 (other losses than the
+    float32 run of the same seed), losses and the gradient penalty finite, weights float32."""
+    from dlab.torch_engine import checkpoint as ckpt
+
+    over = {"optim": {"n_critic": 2}} if kind == "wgan-gp" else {}
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        cfg = tiny(kind, train={"precision": precision}, **over)
+        _fit(cfg, tmp_path / precision, data_dir)
+        rows[precision] = read_jsonl(tmp_path / precision / "metrics.jsonl")[0]
+    assert all(np.isfinite(rows["bf16"][k]) for k in ("d_loss", "g_loss", "fd_dlab"))
+    assert rows["bf16"]["d_loss"] != rows["fp32"]["d_loss"]
+    if kind == "wgan-gp":
+        assert np.isfinite(rows["bf16"]["gp"])
+    _, tensors = ckpt.read_checkpoint(tmp_path / "bf16" / "checkpoints" / "last")
+    assert {v.dtype for v in ckpt.model_state(tensors, "generator").values()
+            if v.is_floating_point()} == {torch.float32}
+    with pytest.raises(DlabError, match="train.precision = 'fp16'; expected 'fp32' or 'bf16'"):
+        tiny(kind, train={"precision": "fp16"})
 
 
 def test_wgan_clips_critic_weights(tmp_path, data_dir, tiny):

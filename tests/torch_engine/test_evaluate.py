@@ -71,3 +71,22 @@ def test_flip_shift_averages_18_views_shifted_with_black_borders():
     np.testing.assert_array_equal(result.predictions, probs.argmax(1).numpy())
     np.testing.assert_allclose(result.confidence, probs.max(1).values.detach().numpy(), rtol=1e-5)
     assert not np.allclose(result.confidence, evaluate(model, data, 8, tta="flip").confidence)
+
+
+def test_precision_bf16_runs_in_bfloat16_on_the_cpu_and_auto_does_not(data):
+    from dlab.config import resolve
+    from dlab.errors import DlabError
+    from dlab.torch_engine.evaluate import autocast
+
+    model = _model()
+    x = data.prepare(data.images[:4])
+    seen = {}
+    for precision in ("auto", "fp32", "bf16"):
+        with autocast(torch.device("cpu"), precision):
+            seen[precision] = model(x).dtype
+    assert seen == {"auto": torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16}
+    fp32 = evaluate(model, data, batch_size=16)
+    bf16 = evaluate(model, data, batch_size=16, precision="bf16")
+    assert bf16.loss != fp32.loss and bf16.loss == pytest.approx(fp32.loss, rel=0.05)
+    with pytest.raises(DlabError, match="train.precision = 'fp16'; expected one of: auto, bf16"):
+        resolve({"train": {"precision": "fp16"}})

@@ -47,6 +47,9 @@ class CaptionModelConfig:
     # the differences, or "none"
     frame_diff: str = "concat"
     diff_lag: int = 1
+    # "mean": every attention context also holds the mean over frames of the projected inputs
+    # (the whole video at once, beside the attended frames); "none": the context alone
+    video_context: str = "none"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
     _check(d.val_split in ("testing", "compositional"),
            f"data.val_split = {d.val_split!r}; expected 'testing' or 'compositional'")
     _check(m.cell in ("gru", "lstm"), f"model.cell = {m.cell!r}; expected 'gru' or 'lstm'")
+    _check(m.video_context in ("none", "mean"),
+           f"model.video_context = {m.video_context!r}; expected 'none' or 'mean'")
+    _check(m.video_context == "none" or m.attention,
+           "model.video_context = 'mean' needs model.attention = true")
     _check(m.frame_diff in ("none", "concat", "only"),
            f"model.frame_diff = {m.frame_diff!r}; expected 'none', 'concat' or 'only'")
     _check(m.frame_diff == "none" or 1 <= m.diff_lag < len(range(0, 80, d.frame_stride)),

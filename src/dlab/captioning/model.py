@@ -2,7 +2,9 @@
 (`frame_diff`: x[t] - x[t - diff_lag], concatenated or instead; the motion in one input) -> dropout (whole features, the
 same for every frame) -> linear projection + ReLU -> encoder RNN;
 a decoder RNN with additive (Bahdanau) attention over the encoder outputs, started from the
-encoder's final state. Shapes: features (B, T, F), captions (B, L) of ids, logits (B, L, V).
+encoder's final state; with `video_context = "mean"` every context also holds the mean over
+frames of the projected inputs. Shapes: features (B, T, F), captions (B, L) of ids, logits
+(B, L, V).
 
 Scheduled sampling: at each decoder step after the first, each caption independently feeds
 its own previous argmax word instead of the reference word with probability `sample_prob`.
@@ -22,6 +24,7 @@ class S2VT(nn.Module):
         super().__init__()
         h = cfg.hidden
         self.cell_kind, self.attention = cfg.cell, cfg.attention
+        self.video_context = cfg.video_context
         self.frame_diff, self.diff_lag = cfg.frame_diff, cfg.diff_lag
         # per-dimension standardization of the features, set from the training set
         # (`set_feature_stats`) and saved with the weights
@@ -36,7 +39,7 @@ class S2VT(nn.Module):
         cell = nn.GRUCell if cfg.cell == "gru" else nn.LSTMCell
         self.encoder = rnn(h, h, batch_first=True)
         self.embed = nn.Embedding(vocab_size, cfg.embed)
-        ctx = h if cfg.attention else 0
+        ctx = (2 * h if cfg.video_context == "mean" else h) if cfg.attention else 0
         self.decoder = cell(cfg.embed + ctx, h)
         if cfg.attention:
             self.att_enc = nn.Linear(h, h, bias=False)
@@ -64,9 +67,12 @@ class S2VT(nn.Module):
     def encode(self, feats: torch.Tensor):
         """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state)."""
         x = self.feat_drop(self.inputs(feats).transpose(1, 2))
-        enc, last = self.encoder(self.proj(x.transpose(1, 2)))
+        frames = self.proj(x.transpose(1, 2))
+        enc, last = self.encoder(frames)
         state = last[0] if self.cell_kind == "gru" else (last[0][0], last[1][0])
         keys = self.att_enc(enc) if self.attention else None
+        if self.video_context == "mean":  # beside every frame, so the context carries it whole
+            enc = torch.cat([enc, frames.mean(1, keepdim=True).expand_as(frames)], 2)
         return enc, keys, state
 
     def step(self, words: torch.Tensor, state, enc: torch.Tensor, keys):

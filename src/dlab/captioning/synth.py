@@ -5,8 +5,8 @@ from the data directory when present, else glyphs of Pillow's default font), eac
 one of `parse.MOTIONS`: left and right, up and down, along a diagonal (all three bounce back at
 the walls), bouncing around at an off-diagonal angle, or still. Two digits combine by maximum.
 
-Features (the fixed map, seeded by `feature_seed`; map 2 also holds the digit pool's templates): a frame x in
-[0, 1]^(64x64) gives 4096 non-negative numbers,
+Features (the fixed map, seeded by `feature_seed`; map 2 also holds the digit pool's
+templates): a frame x in [0, 1]^(64x64) gives 4096 non-negative numbers,
   - 2048 "where" features: relu(4 * P^T pool4(x)), pool4 = 4x4 average pooling (16x16 = 256
     values), P a 256x2048 matrix of N(0, 1/256);
   - 2048 "what" features: relu(4 * Q^T v) where v holds the max and the mean over positions

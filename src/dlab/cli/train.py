@@ -201,7 +201,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, cfg, meta = load_checkpoint(args.checkpoint, device)
     data = checkpoint_test_data(cfg, meta, args.dataset or cfg.data.dataset, args.data_dir, device)
-    result = evaluate(model, data, cfg.train.eval_batch_size, tta=cfg.train.tta)
+    result = evaluate(model, data, cfg.train.eval_batch_size, tta=cfg.train.tta,
+                      precision=cfg.train.precision)
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(["image_id", "label"])

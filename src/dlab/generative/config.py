@@ -95,6 +95,10 @@ class GanTrainConfig:
     init_from: str = ""  # a GAN checkpoint whose G and D weights start this run
     ema_decay: float = 0.0  # EMA of G's weights used for evaluation and samples (0 = off)
     grid: int = 64  # fixed-noise samples in each epoch's grid
+    # "bf16": G's and D's forward passes under bf16 autocast (fast on a CPU with AMX-BF16 or
+    # AVX512-BF16, as these machines have; the losses, WGAN-GP's gradient penalty and every
+    # evaluation stay float32); "fp32": float32 throughout
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,8 @@ def validate(cfg: GanConfig) -> None:
     _check(0 <= t.ema_decay < 1, f"train.ema_decay = {t.ema_decay}; expected a value in [0, 1) "
            "(0 = off)")
     _check(t.grid >= 1, f"train.grid = {t.grid}; expected >= 1")
+    _check(t.precision in ("fp32", "bf16"),
+           f"train.precision = {t.precision!r}; expected 'fp32' or 'bf16'")
     _check(e.n_samples >= 2 and e.n_epoch >= 0, f"eval.n_samples = {e.n_samples} / eval.n_epoch"
            f" = {e.n_epoch}; expected >= 2 / >= 0")
     _check(e.kid_subsets >= 1 and e.kid_subset_size >= 2, "eval.kid_subsets >= 1 and "

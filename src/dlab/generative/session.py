@@ -32,6 +32,7 @@ from dlab.generative.models import EMA, Discriminator, Generator, init_weights
 from dlab.generative.sampling import intended_labels, sample, save_grid
 from dlab.tasks.base import OpenContext
 from dlab.torch_engine import checkpoint as ckpt
+from dlab.torch_engine.evaluate import autocast, warn_slow_bf16
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise: seed + this, never training's stream
 GRID_SEED_OFFSET = 7_919
@@ -85,6 +86,7 @@ class GanSession:
         # bench/bench_gan_epoch.py); batches are laid out to match in `_scale`
         self.g = g.to(dev, memory_format=torch.channels_last)
         self.d = d.to(dev, memory_format=torch.channels_last)
+        warn_slow_bf16(dev, t.precision)
         self.ema = EMA(self.g, t.ema_decay) if t.ema_decay > 0 else None
         self.models = {"generator": self.g, "discriminator": self.d}
         if self.ema is not None:
@@ -138,31 +140,43 @@ class GanSession:
         b, o = len(x), self.cfg.optim
         z, c = self._noise(b)
         if o.n_critic == 1:  # one G pass serves both updates (as pytorch/examples' DCGAN)
-            fake = self.g(z, c)
+            with self._autocast():
+                fake = self.g(z, c)
             out = {"n": b, **self._d_step(x, y, fake.detach(), c)}
             self.step_count += 1
             out.update(self._g_step(b, fake, c))
             return out
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             fake = self.g(z, c)
         out = {"n": b, **self._d_step(x, y, fake, c)}
         self.step_count += 1
         if self.step_count % o.n_critic == 0:
             z, c = self._noise(b)
-            out.update(self._g_step(b, self.g(z, c), c))
+            with self._autocast():
+                fake = self.g(z, c)
+            out.update(self._g_step(b, fake, c))
         return out
+
+    def _autocast(self):
+        return autocast(self.device, "bf16" if self.cfg.train.precision == "bf16" else "fp32")
+
+    def _d(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's outputs for `x`, float32 whatever the precision of its forward pass."""
+        with self._autocast():
+            out, cls = self.d(x)
+        return out.float(), None if cls is None else cls.float()
 
     def _d_step(self, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
                 c: torch.Tensor | None) -> dict[str, torch.Tensor]:
         o, b = self.cfg.optim, len(x)
-        real_out, real_cls = self.d(x)
-        fake_out, fake_cls = self.d(fake)
+        real_out, real_cls = self._d(x)
+        fake_out, fake_cls = self._d(fake)
         stats: dict[str, torch.Tensor] = {}
         if self.wgan:
             loss = losses.wasserstein_d(real_out, fake_out)
             stats["wasserstein"] = -loss.detach() * b
             if o.gp_lambda > 0:
-                gp = losses.gradient_penalty(self.d, x, fake, self.generator)
+                gp = losses.gradient_penalty(self.d, x, fake.float(), self.generator)
                 loss = loss + o.gp_lambda * gp
                 stats["gp"] = gp.detach() * b
         else:
@@ -186,7 +200,7 @@ class GanSession:
                 ) -> dict[str, torch.Tensor]:
         self.d.requires_grad_(False)  # no D weight gradients in G's backward pass
         try:
-            fake_out, fake_cls = self.d(fake)
+            fake_out, fake_cls = self._d(fake)
             loss = losses.wasserstein_g(fake_out) if self.wgan else losses.bce_g(fake_out)
             if self.acgan:
                 loss = loss + self.cfg.optim.g_class_weight * losses.class_loss(fake_cls, c)

@@ -30,7 +30,7 @@ from dlab.models import get_model
 from dlab.tasks.base import OpenContext
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.batches import DeviceData
-from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate
+from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate, warn_slow_bf16
 from dlab.torch_engine.fused import fuse
 from dlab.torch_engine.models import build_model, count_params
 from dlab.torch_engine.optim import build_optimizer, build_scheduler
@@ -63,6 +63,7 @@ class ClassifierSession:
 
     def __init__(self, cfg: RunConfig, ctx: OpenContext):
         self.cfg, self.device = cfg, ctx.device
+        warn_slow_bf16(ctx.device, cfg.train.precision)
         train_ds, val_ds = load_splits(cfg.data, ctx.data_dir)
         channels_last = get_model(cfg.model.name).channels_last
         self.train = DeviceData(train_ds, cfg.data, self.device, channels_last)
@@ -104,7 +105,7 @@ class ClassifierSession:
     def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         x, y = batch
         optimizer = self.optimizers[ckpt.MAIN]
-        with autocast(self.device):
+        with autocast(self.device, self.cfg.train.precision):
             logits = self.model(x)
             loss = F.cross_entropy(logits.float(), y,
                                    label_smoothing=self.cfg.train.label_smoothing)
@@ -126,12 +127,16 @@ class ClassifierSession:
             self.step_losses[i] = loss
         self.step_index = i = i + 1
         if i % self.eval_every == 0 and i // self.eval_every <= len(self.step_evals):
-            r = evaluate(self.model, self.val, self.cfg.train.eval_batch_size)
+            r = self._evaluate(self.val)
             self.step_evals[i // self.eval_every - 1, 0] = r.loss
             self.step_evals[i // self.eval_every - 1, 1] = r.acc
 
+    def _evaluate(self, data: DeviceData, tta: str = "none") -> EvalResult:
+        t = self.cfg.train
+        return evaluate(self.model, data, t.eval_batch_size, tta=tta, precision=t.precision)
+
     def evaluate(self) -> dict[str, float | None]:
-        self.last = evaluate(self.model, self.val, self.cfg.train.eval_batch_size)
+        self.last = self._evaluate(self.val)
         self.final = self.last
         return {"val_loss": _finite(self.last.loss), "val_acc": self.last.acc}
 
@@ -142,15 +147,13 @@ class ClassifierSession:
         if self.last is not None and self.cfg.train.tta == "none":
             out = None
         else:
-            self.final = evaluate(self.model, self.val, self.cfg.train.eval_batch_size,
-                                  tta=self.cfg.train.tta)
+            self.final = self._evaluate(self.val, self.cfg.train.tta)
             out = {"val_loss": _finite(self.final.loss), "val_acc": self.final.acc}
             if single is not None:
                 out["single_view_val_acc"] = single
         if self.test is None:
             return out
-        self.test_result = evaluate(self.model, self.test, self.cfg.train.eval_batch_size,
-                                    tta=self.cfg.train.tta)
+        self.test_result = self._evaluate(self.test, self.cfg.train.tta)
         if out is None:  # the last epoch's evaluation, unchanged, plus the test set's
             out = {"val_loss": _finite(self.last.loss), "val_acc": self.last.acc}
         out.update(test_loss=_finite(self.test_result.loss), test_acc=self.test_result.acc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,9 +43,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on CPU (no bf16 speed-up on AVX2 CPUs)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast for `train.precision`: "auto" = on CUDA only (a CPU without AMX-BF16 or
+    AVX512-BF16 gains nothing from it), "bf16" = on any device, "fp32" = never."""
+    on = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+
+
+def warn_slow_bf16(device: torch.device, precision: str) -> None:
+    """One warning when bf16 autocast would run on a CPU without native bf16 arithmetic
+    (AVX512-BF16 or AMX-BF16), where it is slower than float32."""
+    if (precision == "bf16" and device.type == "cpu"
+            and not torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        warnings.warn("train.precision = 'bf16' on a CPU without AVX512-BF16 or AMX-BF16: "
+                      "slower than float32 here; set train.precision = 'fp32'", stacklevel=2)
 
 
 def _view(x: torch.Tensor, dx: int, dy: int, mirrored: bool, fill: torch.Tensor) -> torch.Tensor:
@@ -57,8 +69,8 @@ def _view(x: torch.Tensor, dx: int, dy: int, mirrored: bool, fill: torch.Tensor)
     return x.flip(-1) if mirrored else x
 
 
-def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Tensor
-               ) -> torch.Tensor:
+def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Tensor,
+               precision: str) -> torch.Tensor:
     """Log of the model's softmax, averaged over the test-time views `TTA_VIEWS[tta]`."""
     views = TTA_VIEWS[tta]
     layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
@@ -66,7 +78,7 @@ def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Te
     total = None
     for dx, dy, mirrored in views:
         v = _view(x, dx, dy, mirrored, fill).contiguous(memory_format=layout)
-        with autocast(x.device):
+        with autocast(x.device, precision):
             log_p = model(v).float().log_softmax(1)
         total = log_p if total is None else torch.logaddexp(total, log_p)
     return total - math.log(len(views))
@@ -74,9 +86,10 @@ def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Te
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
-             tta: str = "none") -> EvalResult:
+             tta: str = "none", precision: str = "auto") -> EvalResult:
     """Evaluate `model` (switched to eval mode, then restored) over all of `data`; `tta` names
-    the test-time views averaged per image (`dlab.config.TTA_VIEWS`)."""
+    the test-time views averaged per image (`dlab.config.TTA_VIEWS`), `precision` the
+    arithmetic (`autocast`)."""
     keep_freed_memory()
     was_training = model.training
     model.eval()
@@ -84,7 +97,7 @@ def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
     loss_sum = torch.zeros((), device=data.device)
     preds, confs = [], []
     for x, y in data.batches(batch_size):
-        log_p = _log_probs(model, x, tta, fill)
+        log_p = _log_probs(model, x, tta, fill, precision)
         loss_sum += F.nll_loss(log_p, y, reduction="sum")
         prob, pred = log_p.exp().max(1)
         preds.append(pred)
@@ -121,6 +134,7 @@ def evaluate_checkpoint(checkpoint_path: str | os.PathLike, dataset: str, *, dat
     model, cfg, meta = load_checkpoint(checkpoint_path, dev)
     validate(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset)))
     result = evaluate(model, checkpoint_test_data(cfg, meta, dataset, data_dir, dev),
-                      batch_size or cfg.train.eval_batch_size, tta=cfg.train.tta)
+                      batch_size or cfg.train.eval_batch_size, tta=cfg.train.tta,
+                      precision=cfg.train.precision)
     return {"dataset": dataset, "val_acc": result.acc, "val_loss": result.loss, "n": result.n,
             "tta": cfg.train.tta, "checkpoint": str(checkpoint_path)}
