@@ -206,7 +206,8 @@ KEY_SCHEMA = 1  # bump only when the meaning of existing config values changes
 # dotted keys of RunConfig fields added after dlab 0.1, dropped (when at their default) from the
 # legacy digest so that 0.1's run directories are still found
 FIELDS_ADDED_SINCE_0_1: tuple[str, ...] = ("train.tb_histograms_every", "train.tb_projector",
-                                             "train.eval_every", "train.deliverables")
+                                             "train.eval_every", "train.deliverables",
+                                             "train.precision")
 
 
 def digest(obj: Any) -> str:

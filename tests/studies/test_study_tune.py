@@ -106,3 +106,32 @@ choices = [0.01, 0.05]
     from dlab.results import read_result
 
     assert read_result(out["best_run_dir"])["task"] == "numpy-mlp"
+
+
+def test_opening_the_storage_looks_again_when_another_process_made_its_tables(tmp_path,
+                                                                               monkeypatch):
+    """Two tune processes creating one SQLite file at once: the loser's duplicate schema row
+    (seen in CI) is a race, not an error; other database errors are one line naming the URL."""
+    import optuna
+
+    from dlab.studies.tune import open_storage
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("(sqlite3.IntegrityError) UNIQUE constraint failed: "
+                               "alembic_version.version_num")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert open_storage(url) is not None and len(calls) == 2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk I/O error")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    with pytest.raises(DlabError, match="optuna.db"):
+        open_storage(url)

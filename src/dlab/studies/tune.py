@@ -219,12 +219,16 @@ def open_storage(url: str, heartbeat_s: int = 10, grace_s: int = 30):
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    for attempt in range(3):  # two processes creating optuna's tables at once: look again
+    # two processes creating optuna's tables at once: the loser sees a table that "already
+    # exists" or a duplicate schema-version row ("UNIQUE constraint failed: alembic_version…",
+    # seen in CI); it looks again
+    racing = ("already exists", "UNIQUE constraint failed", "duplicate key value")
+    for attempt in range(3):
         try:
             return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=heartbeat_s,
                                               grace_period=grace_s)
         except Exception as exc:  # sqlalchemy/driver errors: one line naming the URL
-            if attempt == 2 or "already exists" not in str(exc):
+            if attempt == 2 or not any(text in str(exc) for text in racing):
                 raise storage_error(url, exc) from None
             time.sleep(0.5)
 
