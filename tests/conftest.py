@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,19 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("DLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("DLAB_DATA_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restored_signal_handlers():
+    """A test that runs a CLI command in-process may install its SIGINT/SIGTERM handlers
+    (`dlab study run` stops cleanly on SIGTERM); put pytest's back, so that a later test's
+    forked children (a fork Pool's workers, which `terminate()` with SIGTERM) do not inherit
+    them and hang (seen in CI)."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 @pytest.hookimpl(trylast=True)

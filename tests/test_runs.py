@@ -15,8 +15,12 @@ def _claim(args):
 
 
 def test_concurrent_processes_never_share_a_run_dir(tmp_path):
-    with mp.get_context("fork").Pool(4) as pool:
+    pool = mp.get_context("fork").Pool(4)
+    try:
         dirs = pool.map(_claim, [(tmp_path, "same-stem")] * 16)
+    finally:  # workers leave on the pool's sentinels, not by SIGTERM (the context's exit)
+        pool.close()
+        pool.join()
     assert len(set(dirs)) == 16 and all(os.path.isdir(d) for d in dirs)
 
 
