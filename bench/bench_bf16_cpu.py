@@ -20,16 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench_cifar_mymodel import sgemm_gflops  # bench/ is on the path when run as a script
 from dlab.models.airnet import AirNetConfig, build
 from dlab.torch_engine.evaluate import autocast
-
-
-def sgemm_gflops(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    a @ b
-    return 2 * n ** 3 / (time.perf_counter() - start) / 1e9
 
 
 def step_ms(widths: tuple[int, ...], channels_last: bool, precision: str, steps: int) -> float:
@@ -59,7 +52,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"load {os.getloadavg()[0]:.2f}, {a.threads}-thread sgemm {sgemm_gflops():.0f} GFLOP/s, "
+    print(f"load {os.getloadavg()[0]:.2f}, {a.threads}-thread sgemm {sgemm_gflops(a.threads):.0f} GFLOP/s, "
           f"native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     print("| airnet widths | layout | float32 ms/step | bf16 ms/step | bf16 speed-up |")
     print("| --- | --- | ---: | ---: | ---: |")

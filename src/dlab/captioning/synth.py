@@ -25,9 +25,9 @@ two-digit test video for 58%, 14 of 24). A CNN trained on the objects, whose fea
 course's videos come with, gives this kind of evidence; map 2 imitates one that knows these
 digits: with the default pool of 10 images a digit, its templates are exactly the images the
 videos are drawn from, so the evidence is only blurred by the walls and overlapping digits
-(the same probe: 83-88%). Measured (BENCHMARKS.md): single-digit videos are named right more
-often with map 2, most of all in the compositional split; two-digit videos stay near 0 with
-both maps (the decoder names one digit twice).
+(the same probe: 83-88%). Measured (BENCHMARKS.md): the captioner names videos right as often
+with map 2 as with map 1 (single-digit videos of the random split nearly always, 53-54 of 56);
+two-digit videos stay near 0 with both maps (the decoder names one digit twice).
 
 Captions: 5-20 (configurable) distinct paraphrases per video from a small grammar (subjects
 such as "the digit 7", "a seven", "number 7"; predicates such as "moves left and right", "is

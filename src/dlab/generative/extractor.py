@@ -7,8 +7,8 @@ it was trained: on a CPU always at one torch thread (`-cpu1`: the weights, hence
 do not depend on the caller's thread count; 2 threads had given 98.4% test accuracy against
 98.3% at 1, under one key), else the device type (`-cuda`). Features are its penultimate layer
 (the global max-pool before the classifier, 128-d); its test accuracy and key go with every
-score. Real-side features (the test set, and a training subset for the real-vs-real floor) are cached
-beside it. Inputs to `features`/`predict`: float images in [-1, 1] at the dataset's size.
+score. Real-side features (the test set, and a training subset for the real-vs-real floor) are
+cached beside it. Inputs to `features`/`predict`: float images in [-1, 1] at the dataset's size.
 """
 
 from __future__ import annotations

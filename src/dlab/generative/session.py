@@ -158,7 +158,7 @@ class GanSession:
         return out
 
     def _autocast(self):
-        return autocast(self.device, "bf16" if self.cfg.train.precision == "bf16" else "fp32")
+        return autocast(self.device, self.cfg.train.precision)
 
     def _d(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D's outputs for `x`, float32 whatever the precision of its forward pass."""
