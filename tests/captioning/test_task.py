@@ -74,6 +74,39 @@ def test_train_resume_predict_and_score(tiny_root, tmp_path, capsys):
     assert any(p.startswith("distinct captions: ") for p in printed)
 
 
+def test_tags_checklist_and_temporal_augmentation_train_resume_and_predict(tiny_root, tmp_path):
+    import torch
+
+    from dlab.captioning.predict import load_captioner
+    from dlab.torch_engine.trainer import fit
+
+    task = get_task("caption")
+    cfg = _cfg(tiny_root, epochs=2, temporal_jitter=True, reverse_prob=0.5)
+    cfg = task.resolve({**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "tags": 4,
+                                                    "tag_checklist": True}})
+    run = tmp_path / "tagged"
+    with pytest.raises(KeyboardInterrupt):
+        fit(task, cfg, run, progress=False, callbacks=[_StopAfter(1)])
+    resumed = fit(task, cfg, run, progress=False)
+    straight = fit(task, cfg, tmp_path / "tagged2", progress=False)
+    assert resumed["final"]["loss"] == pytest.approx(straight["final"]["loss"], rel=1e-6)
+    model, _, vocab = load_captioner(run / "checkpoints" / "last", torch.device("cpu"))
+    # the checklist's word -> tag table travels in the checkpoint
+    assert model.word_tags.shape == (len(vocab), 4) and float(model.word_tags.sum()) == 4
+    out = tmp_path / "out.txt"
+    assert main(["caption", "predict", str(run), str(tiny_root / "testing_data"), str(out),
+                 "--decode", "beam"]) == 0
+    assert out.read_text().count("\n") == 4
+    # model.tags is at most: a tiny set has fewer tag words; none at all is an error
+    many = task.resolve({**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "tags": 500}})
+    fit(task, many, tmp_path / "many", progress=False)
+    model, _, _ = load_captioner(tmp_path / "many" / "checkpoints" / "last", torch.device("cpu"))
+    assert 4 < model.tags < 500
+    with pytest.raises(DlabError, match="model.tags = 4: no word"):
+        fit(task, task.resolve({**cfg.to_dict(), "model": {"tags": 4, "tag_max_share": 0.01}}),
+            tmp_path / "x", progress=False)
+
+
 def test_score_with_foreign_ids_is_a_one_line_error(tiny_root, tmp_path, capsys):
     out = tmp_path / "foreign.txt"
     out.write_text("nope.avi,a digit\n")

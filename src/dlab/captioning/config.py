@@ -50,6 +50,13 @@ class CaptionModelConfig:
     # "mean": every attention context also holds the mean over frames of the projected inputs
     # (the whole video at once, beside the attended frames); "none": the context alone
     video_context: str = "none"
+    # semantic tags: a head on the frame-pooled features predicts which of (at most) `tags`
+    # tag words the video's references use, and its probabilities join every attention context
+    # (see `model`). The tag words: the training captions' words used by the most videos among
+    # those used by at most `tag_max_share` of them (so not "the", "is"). 0 = no tags.
+    tags: int = 0
+    tag_max_share: float = 0.5
+    tag_checklist: bool = False  # the decoder sees only the tags it has not said yet
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,15 @@ class CaptionTrainConfig:
     decode: str = "beam"  # the decoder of the final metrics ("greedy" or "beam"); both reported
     beam_width: int = 3
     length_norm: float = 0.7  # beam: rank hypotheses by log p / length ** length_norm
+    tag_weight: float = 1.0  # the tag loss (binary cross-entropy, summed over tags) beside the
+    # caption loss, with model.tags > 0
     examples: int = 6  # example videos in the figures
+    # temporal augmentation of the training videos: every frame_stride-th frame from a random
+    # offset each time a video is drawn (rather than from frame 0; all 80 frames stay in
+    # memory), and reversal in time with probability reverse_prob (only where a reversed
+    # video's captions stay true, as for the synthetic motions)
+    temporal_jitter: bool = False
+    reverse_prob: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,12 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
     _check(m.frame_diff == "none" or 1 <= m.diff_lag < len(range(0, 80, d.frame_stride)),
            f"model.diff_lag = {m.diff_lag}; expected 1..{len(range(0, 80, d.frame_stride)) - 1} (frames after "
            f"data.frame_stride = {d.frame_stride})")
+    _check(m.tags >= 0, f"model.tags = {m.tags}; expected >= 0 (0 = no tags)")
+    _check(m.tags == 0 or m.attention, "model.tags > 0 needs model.attention = true")
+    _check(0 < m.tag_max_share <= 1, f"model.tag_max_share = {m.tag_max_share}; expected 0 < "
+           "share <= 1")
+    _check(0 <= t.reverse_prob <= 1, f"train.reverse_prob = {t.reverse_prob}; expected 0..1")
+    _check(t.tag_weight >= 0, f"train.tag_weight = {t.tag_weight}; expected >= 0")
     _check(m.hidden >= 1 and m.embed >= 1, "model.hidden and model.embed must be >= 1")
     _check(0 <= m.dropout < 1, f"model.dropout = {m.dropout}; expected 0 <= p < 1")
     _check(o.lr > 0, f"optim.lr = {o.lr}; expected > 0")

@@ -6,6 +6,17 @@ encoder's final state; with `video_context = "mean"` every context also holds th
 frames of the projected inputs. Shapes: features (B, T, F), captions (B, L) of ids, logits
 (B, L, V).
 
+Semantic tags (`tags` > 0; after the tag-conditioned captioners of Gan et al. 2017, "Semantic
+Compositional Networks", and Pan et al. 2017, "Video Captioning with Transferred Semantic
+Attributes"): a linear head (dropout first) on the mean and the maximum over frames of the
+standardized features gives `tags` logits, trained to say which tag words the video's references use (the session
+picks the words and adds the loss); their probabilities join every attention context (so the
+decoder's input and its output layer see them at every step). With `tag_checklist` (after the
+neural checklist model of Kiddon et al. 2016) the decoder sees instead the tags it has not
+said yet: each tag's probability times 0 once its word was fed to the decoder, 1 before
+(`word_tags`: vocabulary id -> tag, set by the session); the decoder state then carries the
+said-tags vector last (GRU: (h, said); LSTM: (h, c, said)).
+
 Scheduled sampling: at each decoder step after the first, each caption independently feeds
 its own previous argmax word instead of the reference word with probability `sample_prob`.
 """
@@ -40,6 +51,13 @@ class S2VT(nn.Module):
         self.encoder = rnn(h, h, batch_first=True)
         self.embed = nn.Embedding(vocab_size, cfg.embed)
         ctx = (2 * h if cfg.video_context == "mean" else h) if cfg.attention else 0
+        self.tags = cfg.tags
+        self.checklist = bool(cfg.tags) and cfg.tag_checklist
+        if cfg.tags:
+            self.tag_head = nn.Sequential(nn.Dropout(cfg.dropout),
+                                          nn.Linear(2 * feat_dim, cfg.tags))
+            ctx += cfg.tags
+            self.register_buffer("word_tags", torch.zeros(vocab_size, cfg.tags))
         self.decoder = cell(cfg.embed + ctx, h)
         if cfg.attention:
             self.att_enc = nn.Linear(h, h, bias=False)
@@ -66,17 +84,42 @@ class S2VT(nn.Module):
 
     def encode(self, feats: torch.Tensor):
         """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state)."""
+        return self.encode_tagged(feats)[:3]
+
+    def encode_tagged(self, feats: torch.Tensor):
+        """`encode`'s three and the tag logits (B, tags) or None."""
         x = self.feat_drop(self.inputs(feats).transpose(1, 2))
         frames = self.proj(x.transpose(1, 2))
         enc, last = self.encoder(frames)
         state = last[0] if self.cell_kind == "gru" else (last[0][0], last[1][0])
         keys = self.att_enc(enc) if self.attention else None
-        if self.video_context == "mean":  # beside every frame, so the context carries it whole
-            enc = torch.cat([enc, frames.mean(1, keepdim=True).expand_as(frames)], 2)
-        return enc, keys, state
+        tags = None
+        if self.tags:
+            z = (feats - self.feat_mean) / self.feat_std  # pooled over frames, as in SCN's tagger
+            tags = self.tag_head(torch.cat([z.mean(1), z.amax(1)], 1))
+        # beside every frame, so that every context carries them whole
+        extra = [frames.mean(1, keepdim=True)] if self.video_context == "mean" else []
+        extra += [torch.sigmoid(tags)[:, None]] if tags is not None else []
+        if extra:
+            enc = torch.cat([enc] + [e.expand(-1, enc.shape[1], -1) for e in extra], 2)
+        if self.checklist:
+            said = enc.new_zeros(len(enc), self.tags)
+            state = (state, said) if self.cell_kind == "gru" else (*state, said)
+        return enc, keys, state, tags
+
+    @torch.no_grad()
+    def set_tag_words(self, word_ids: list[int]) -> None:
+        """Tag k is the word of vocabulary id `word_ids[k]` (for the checklist)."""
+        self.word_tags.zero_()
+        self.word_tags[torch.tensor(word_ids), torch.arange(len(word_ids))] = 1.0
 
     def step(self, words: torch.Tensor, state, enc: torch.Tensor, keys):
         """One decoder step: (logits (B, V), new state, attention weights (B, T) or None)."""
+        said = None
+        if self.checklist:
+            *rnn, said = state
+            state = rnn[0] if self.cell_kind == "gru" else tuple(rnn)
+            said = torch.maximum(said, self.word_tags[words])
         h = state if self.cell_kind == "gru" else state[0]
         x = self.embed(words)
         weights = ctx = None
@@ -84,19 +127,25 @@ class S2VT(nn.Module):
             scores = self.att_v(torch.tanh(keys + self.att_dec(h)[:, None])).squeeze(2)
             weights = torch.softmax(scores, 1)
             ctx = torch.bmm(weights[:, None], enc).squeeze(1)
+            if said is not None:  # the tags not said yet
+                k = self.tags
+                ctx = torch.cat([ctx[:, :-k], ctx[:, -k:] * (1 - said)], 1)
             x = torch.cat([x, ctx], 1)
         state = self.decoder(x, state)
         h = state if self.cell_kind == "gru" else state[0]
         out = self.drop(h) if ctx is None else torch.cat([self.drop(h), ctx], 1)
+        if said is not None:
+            state = (state, said) if self.cell_kind == "gru" else (*state, said)
         return self.out(out), state, weights
 
     def forward(self, feats: torch.Tensor, inputs: torch.Tensor, sample_prob: float = 0.0,
-                generator: torch.Generator | None = None, owners: torch.Tensor | None = None
-                ) -> torch.Tensor:
+                generator: torch.Generator | None = None, owners: torch.Tensor | None = None,
+                with_tags: bool = False):
         """Teacher-forced logits (C, L, V) for decoder inputs (C, L) (`<BOS>` first); caption
         i belongs to video `owners[i]` of `feats` (default: video i), so each video is encoded
-        once however many of its captions are decoded."""
-        enc, keys, state = self.encode(feats)
+        once however many of its captions are decoded. `with_tags`: (logits, the videos' tag
+        logits (B, tags) or None)."""
+        enc, keys, state, tags = self.encode_tagged(feats)
         if owners is not None:
             enc = enc[owners]
             keys = None if keys is None else keys[owners]
@@ -113,7 +162,7 @@ class S2VT(nn.Module):
                     words = torch.where(pick & (words != 0), own, words)
             out, state, _ = self.step(words, state, enc, keys)
             logits.append(out)
-        return torch.stack(logits, 1)
+        return (torch.stack(logits, 1), tags) if with_tags else torch.stack(logits, 1)
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -24,7 +25,9 @@ def load_captioner(path: str | Path, device: torch.device):
                         "'caption'")
     cfg = resolve(meta["config"])
     vocab = Vocabulary(tuple(meta["vocab"]))
-    model = S2VT(len(vocab), FEATURE_DIM, cfg.model).to(device)
+    # the tag words found (at most model.tags)
+    tags = len(meta.get("tag_words", ())) if cfg.model.tags else 0
+    model = S2VT(len(vocab), FEATURE_DIM, dataclasses.replace(cfg.model, tags=tags)).to(device)
     model.load_state_dict(ckpt.model_state(tensors))
     return model.eval(), cfg, vocab
 

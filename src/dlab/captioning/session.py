@@ -15,11 +15,13 @@ course format (`predictions_<split>_<decoder>.txt`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from dlab.captioning import decode, scores
 from dlab.captioning.config import CaptionConfig, sampling_probability
@@ -28,7 +30,7 @@ from dlab.captioning.dataset import dataset_root
 from dlab.captioning.model import S2VT, caption_loss
 from dlab.captioning.parse import named_right_rate
 from dlab.captioning.synth import read_info
-from dlab.captioning.text import Vocabulary
+from dlab.captioning.text import Vocabulary, tag_targets, tag_words
 from dlab.errors import DlabError
 from dlab.tasks.base import OpenContext
 from dlab.torch_engine import checkpoint as ckpt
@@ -40,10 +42,12 @@ CONSTANT_SEARCH_VIDEOS = 250
 class _Split:
     """One split on the device: features, padded caption ids (all references) and owners."""
 
-    def __init__(self, split: CaptionSplit, vocab: Vocabulary, cfg: CaptionConfig, device):
+    def __init__(self, split: CaptionSplit, vocab: Vocabulary, cfg: CaptionConfig, device,
+                 stride: int | None = None):
         self.split = split
+        stride = cfg.data.frame_stride if stride is None else stride
         self.feats = torch.from_numpy(load_features(split.feature_dir, split.ids,
-                                                    cfg.data.frame_stride)).to(device)
+                                                    stride)).to(device)
         encoded = [vocab.encode(c, cfg.data.max_words) for caps in split.captions for c in caps]
         width = max(len(e) for e in encoded)
         self.caps = torch.zeros((len(encoded), width), dtype=torch.long)
@@ -67,13 +71,27 @@ class CaptionSession:
         train = read_split(self.root, "training")
         self.vocab = Vocabulary.build([c for caps in train.captions for c in caps],
                                       cfg.data.min_count)
-        self.train = _Split(train, self.vocab, cfg, self.device)
+        # temporal jitter: every frame kept, each step takes every frame_stride-th from a random
+        # offset (`_frames`)
+        self.jitter = cfg.train.temporal_jitter and cfg.data.frame_stride > 1
+        self.train = _Split(train, self.vocab, cfg, self.device, 1 if self.jitter else None)
         self.val = _Split(read_split(self.root, cfg.data.val_split), self.vocab, cfg, self.device)
         other = "compositional" if cfg.data.val_split == "testing" else "testing"
         self.other = (_Split(read_split(self.root, other), self.vocab, cfg, self.device)
                       if (self.root / f"{other}_label.json").is_file() else None)
-        self.model = S2VT(len(self.vocab), FEATURE_DIM, cfg.model).to(self.device)
-        self.model.set_feature_stats(self.train.feats)
+        m = cfg.model
+        # model.tags is at most: fewer when fewer words qualify (the checkpoint keeps the words)
+        self.tag_words = tag_words(train.captions, m.tags, m.tag_max_share) if m.tags else []
+        if m.tags and not self.tag_words:
+            raise DlabError(f"model.tags = {m.tags}: no word of the training captions is used "
+                            f"by at most model.tag_max_share = {m.tag_max_share} of the videos")
+        self.tag_targets = torch.tensor(tag_targets(train.captions, self.tag_words),
+                                        device=self.device) if m.tags else None
+        self.model = S2VT(len(self.vocab), FEATURE_DIM,
+                          dataclasses.replace(m, tags=len(self.tag_words))).to(self.device)
+        if m.tags:
+            self.model.set_tag_words([self.vocab.index[w] for w in self.tag_words])
+        self.model.set_feature_stats(self.train.feats[:, ::cfg.data.frame_stride])
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                weight_decay=cfg.optim.weight_decay)
         self.steps_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
@@ -103,6 +121,25 @@ class CaptionSession:
         for i in range(0, len(videos), bs):
             yield videos[i:i + bs], caps[i * k:(i + bs) * k]
 
+    def _frames(self, videos: torch.Tensor) -> torch.Tensor:
+        """The training features of `videos` (B, T, F): every `frame_stride`-th frame, from a
+        random offset per video with `train.temporal_jitter`, reversed in time with probability
+        `train.reverse_prob`."""
+        feats = self.train.feats[videos]
+        if self.jitter:
+            stride = self.cfg.data.frame_stride
+            t = len(range(0, feats.shape[1], stride))
+            start = torch.randint(stride, (len(videos), 1), generator=self.generator,
+                                  device=self.device)
+            index = (start + stride * torch.arange(t, device=self.device)).clamp(
+                max=feats.shape[1] - 1)
+            feats = feats[torch.arange(len(videos), device=self.device)[:, None], index]
+        if self.cfg.train.reverse_prob > 0:
+            flip = torch.rand(len(videos), generator=self.generator,
+                              device=self.device) < self.cfg.train.reverse_prob
+            feats = torch.where(flip[:, None, None], feats.flip(1), feats)
+        return feats
+
     def sample_prob(self) -> float:
         return sampling_probability(self.cfg.train, self.steps_done // self.steps_per_epoch)
 
@@ -112,11 +149,17 @@ class CaptionSession:
         p = self.sample_prob()
         k = self.cfg.train.captions_per_video
         owners = torch.arange(len(videos), device=self.device).repeat_interleave(k)
-        logits = self.model(self.train.feats[videos], ids[:, :-1], p, self.generator, owners)
+        logits, tags = self.model(self._frames(videos), ids[:, :-1], p, self.generator,
+                                  owners, with_tags=True)
         loss = caption_loss(logits, ids[:, 1:]).sum() / k  # per video: its captions' mean
+        total = loss
+        if tags is not None:
+            tag_loss = F.binary_cross_entropy_with_logits(
+                tags, self.tag_targets[videos], reduction="sum")
+            total = loss + self.cfg.train.tag_weight * tag_loss
         opt = self.optimizers[MAIN]
         opt.zero_grad(set_to_none=True)
-        (loss / len(videos)).backward()
+        (total / len(videos)).backward()
         if self.cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         opt.step()
@@ -208,7 +251,8 @@ class CaptionSession:
 
     # checkpoints ---------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        return {"vocab": list(self.vocab.words), "feature_dim": FEATURE_DIM,
+        return {"vocab": list(self.vocab.words), "tag_words": self.tag_words,
+                "feature_dim": FEATURE_DIM,
                 "frame_stride": self.cfg.data.frame_stride}
 
     def extra_state(self) -> dict[str, torch.Tensor]:

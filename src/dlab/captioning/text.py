@@ -68,3 +68,21 @@ class Vocabulary:
             if word not in (PAD, BOS):
                 out.append(word)
         return " ".join(out)
+
+
+def tag_words(videos: Sequence[Sequence[str]], k: int, max_share: float) -> list[str]:
+    """The `k` words used by the most videos (any of a video's captions) among those used by
+    at most `max_share` of them; ties alphabetically. `videos`: each video's captions."""
+    used = Counter(w for caps in videos for w in {w for c in caps for w in tokenize(c)})
+    limit = max_share * len(videos)
+    kept = sorted((w for w, n in used.items() if n <= limit), key=lambda w: (-used[w], w))
+    return kept[:k]
+
+
+def tag_targets(videos: Sequence[Sequence[str]], tags: Sequence[str]) -> list[list[float]]:
+    """Per video, 1.0 for each of `tags` that one of its captions uses, else 0.0."""
+    out = []
+    for caps in videos:
+        words = {w for c in caps for w in tokenize(c)}
+        out.append([float(t in words) for t in tags])
+    return out
