@@ -54,9 +54,9 @@ class CaptionModelConfig:
     # tag words the video's references use, and its probabilities join every attention context
     # (see `model`). The tag words: the training captions' words used by the most videos among
     # those used by at most `tag_max_share` of them (so not "the", "is"). 0 = no tags.
-    tags: int = 0
+    tags: int = 64
     tag_max_share: float = 0.5
-    tag_checklist: bool = False  # the decoder sees only the tags it has not said yet
+    tag_checklist: bool = True  # the decoder sees only the tags it has not said yet
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class CaptionOptimConfig:
 
 @dataclass(frozen=True)
 class CaptionTrainConfig:
-    epochs: int = 6
+    epochs: int = 12
     batch_size: int = 16  # videos per step (each with captions_per_video references)
     seed: int = 1
     init_from: str = ""
@@ -90,7 +90,7 @@ class CaptionTrainConfig:
     # offset each time a video is drawn (rather than from frame 0; all 80 frames stay in
     # memory), and reversal in time with probability reverse_prob (only where a reversed
     # video's captions stay true, as for the synthetic motions)
-    temporal_jitter: bool = False
+    temporal_jitter: bool = True
     reverse_prob: float = 0.0
 
 
@@ -105,7 +105,9 @@ class CaptionConfig:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        return config_key(self, "caption")
+        # "defaults 2": the defaults changed (tags, checklist, temporal jitter, 12 epochs), so a
+        # run of the old defaults is not found again as one of the new
+        return config_key(self, "caption (defaults 2)")
 
     def continues(self, shorter: "CaptionConfig") -> bool:
         """Never: the cosine and scheduled-sampling schedules depend on the run's length."""

@@ -39,6 +39,10 @@ def plot_caption_curves(rows: Sequence[dict], path: Path) -> Path:
     return _save(fig, path, [{k: r.get(k) for k in keys} for r in rows])
 
 
+def _cut(text: str, width: int = 170) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def plot_attention(weights: Sequence[np.ndarray], words: Sequence[list[str]],
                    ids: Sequence[str], frame_stride: int, path: Path) -> Path:
     """One heatmap per video: generated word (rows, then <EOS>) x encoder step (frames)."""
@@ -64,15 +68,17 @@ def plot_examples(frames_npz: Path, ids: Sequence[str], refs: Sequence[list[str]
         for i, vid in enumerate(ids):
             frames = frames_of[vid]
             picks = np.linspace(0, len(frames) - 1, strip).round().astype(int)
-            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 2.6))
+            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 2.9))
             for ax, t in zip(axes, picks):
                 ax.imshow(frames[t], cmap="gray", vmin=0, vmax=255)
                 ax.set_axis_off()
                 ax.set_title(f"t={t}", fontsize=7)
-            text = ("refs: " + " | ".join(refs[i][:3]) + f"\ngreedy: {greedy[i]}"
-                    + f"\nbeam: {beam[i]}")
+            # one reference a line, each cut to the strip's width (~180 characters at 7 pt)
+            lines = [f"ref: {_cut(r)}" for r in refs[i][:3]]
+            lines += [f"greedy: {_cut(greedy[i])}", f"beam: {_cut(beam[i])}"]
+            text = "\n".join(lines)
             fig.text(0.01, 0.02, text, fontsize=7, va="bottom")
-            fig.subplots_adjust(left=0.01, right=0.99, top=0.88, bottom=0.33, wspace=0.05)
+            fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.4, wspace=0.05)
             name = vid.replace("/", "_")
             out[f"example/{name}"] = _save(fig, folder / f"{name}.png", {
                 "id": vid, "frames": picks.tolist(), "references": refs[i],

@@ -4,7 +4,11 @@ Data: every training video's features (every `frame_stride`-th frame, float32) a
 reference captions as ids stay in memory; an epoch is `captions_per_video` (video, random
 reference) pairs per video, `batch_size` videos per step in a random order (both drawn from the
 session's generator; each video is encoded once per step for all its captions). A step is one
-Adam update of the per-caption mean cross-entropy under scheduled sampling. Each epoch
+Adam update of the per-caption mean cross-entropy under scheduled sampling, plus
+`train.tag_weight` times the tagger's binary cross-entropy (with `model.tags`; the tag words
+are picked from the training captions, `text.tag_words`, and kept in the checkpoint). With
+`train.temporal_jitter` every frame stays in memory and each draw of a video takes every
+`frame_stride`-th frame from a random offset. Each epoch
 evaluates greedy captions of the validation split (`data.val_split`): CIDEr-D (the primary
 metric), corpus BLEU-4, the course BLEU@1, the "named right" rate on synthetic sets, and the
 validation loss. The final evaluation adds beam search, the compositional split and the best
