@@ -65,3 +65,27 @@ def test_a_study_files_threads_apply_to_every_item_unless_the_flag_says_otherwis
         manifests = list(runs.glob("workers/*/manifest.json"))
         assert len(manifests) == 2
         assert {json.loads(m.read_text())["torch_threads"] for m in manifests} == {expect}
+
+
+def test_an_item_that_takes_all_cores_is_not_started_beside_another(tmp_path, monkeypatch):
+    from dlab.studies import local
+
+    path = tmp_path / "workers.toml"
+    path.write_text(STUDY)
+    plan = plan_study(load_study(path), tmp_path / "runs")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    by_name = {item.config.model.name: item for item in plan.runs}
+    cnn, net = by_name["cnn"], by_name["net"]
+    cfg = LocalConfig(workers=2)
+    assert item_threads(cnn, cfg) == 2 and item_threads(net, cfg) == 1
+
+    def running(*items):
+        return [local._Child(i, None, 0.0, item_threads(i, cfg)) for i in items]
+
+    assert local._next_fitting([cnn, net], [], cfg) is cnn  # nothing runs: the first
+    assert local._next_fitting([cnn], running(net), cfg) is None  # 2 threads beside 1 of 2
+    assert local._next_fitting([cnn, net], running(net), cfg) is net  # the one that fits
+    assert local._next_fitting([net], running(cnn), cfg) is None
+    # the user's --threads is taken as is
+    explicit = LocalConfig(workers=2, threads=2)
+    assert local._next_fitting([cnn], running(cnn), explicit) is cnn

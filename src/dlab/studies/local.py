@@ -53,6 +53,7 @@ class _Child:
     item: PlannedRun
     proc: multiprocessing.process.BaseProcess
     started: float
+    threads: int = 1
 
     def exitcode(self) -> int | None:
         """None while running; the exit status (negative: killed by that signal)."""
@@ -77,7 +78,7 @@ def _start(item: PlannedRun, cfg: LocalConfig, threads: int, logs: Path) -> _Chi
     proc = _fork_server().Process(target=run_in_child, args=(job, str(log)),
                                   name=f"dlab-{item.key}")
     proc.start()
-    return _Child(item, proc, time.perf_counter())
+    return _Child(item, proc, time.perf_counter(), threads)
 
 
 def item_threads(item: PlannedRun, cfg: LocalConfig) -> int:
@@ -96,6 +97,17 @@ def item_threads(item: PlannedRun, cfg: LocalConfig) -> int:
         if get_model(model.name).thread_invariant(model):
             return max(1, cores // cfg.workers)
     return cores
+
+
+def _next_fitting(ready: list[PlannedRun], running: list[_Child],
+                  cfg: LocalConfig) -> PlannedRun | None:
+    """The first of `ready` whose threads fit beside the running items' within the cores (an
+    item that takes all cores runs alone: two of them on the same cores ran 4-15x slower), or
+    None. With `--threads` (or a study file's `threads`) the user's count is taken as is."""
+    if cfg.threads or not running:
+        return ready[0] if ready else None
+    free = (os.cpu_count() or 1) - sum(c.threads for c in running)
+    return next((item for item in ready if item_threads(item, cfg) <= free), None)
 
 
 def _cost(item: PlannedRun, needed: set[str]) -> float:
@@ -150,7 +162,10 @@ def run_plan(plan: StudyPlan, cfg: LocalConfig,
             ready = sorted((p for p in pending if p.depends_on is None or p.depends_on in done),
                            key=lambda p: -_cost(p, needed))
             while ready and len(running) < cfg.workers:
-                item = ready.pop(0)
+                item = _next_fitting(ready, running, cfg)
+                if item is None:
+                    break
+                ready.remove(item)
                 pending.remove(item)
                 running.append(_start(item, cfg, item_threads(item, cfg), logs))
                 echo(f"[start] {summary_line(item, None)}")
