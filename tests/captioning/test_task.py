@@ -219,3 +219,19 @@ def test_video_context_puts_the_frame_mean_in_every_context():
         task.resolve({"model": {"video_context": "max"}})
     with pytest.raises(DlabError, match="needs model.attention = true"):
         task.resolve({"model": {"video_context": "mean", "attention": False}})
+
+
+def test_figures_show_single_and_two_digit_videos_in_turn():
+    from types import SimpleNamespace
+
+    from dlab.captioning.session import CaptionSession
+
+    ids = ["a", "b", "c", "d", "e"]
+    truth = {"a": [[1, "still"]], "b": [[2, "still"]], "c": [[3, "still"], [4, "still"]],
+             "d": [[5, "still"]], "e": [[6, "still"], [7, "still"]]}
+    fake = SimpleNamespace(info_json={"truth": truth},
+                           val=SimpleNamespace(split=SimpleNamespace(ids=ids)))
+    assert CaptionSession._example_indices(fake, 4) == [0, 2, 1, 4]
+    assert CaptionSession._example_indices(fake, 9) == [0, 2, 1, 4, 3]
+    fake.info_json = None  # a course set: the first n
+    assert CaptionSession._example_indices(fake, 3) == [0, 1, 2]

@@ -295,23 +295,40 @@ class CaptionSession:
         pngs = {"curves": figures.plot_caption_curves(rows, run_dir / "curves.png")}
         caps = self.last_greedy.get("captions") or []
         atts = self.last_greedy.get("attention") or []
-        n = min(self.cfg.train.examples, len(caps))
-        vocab_words = [c.split() for c in caps[:n]]
+        picks = self._example_indices(min(self.cfg.train.examples, len(caps)))
+        ids = [self.val.split.ids[i] for i in picks]
+        words = [caps[i].split() for i in picks]
         if atts and atts[0] is not None:
             pngs["attention"] = figures.plot_attention(
-                [atts[i] for i in range(min(n, 4))], vocab_words[:4],
-                list(self.val.split.ids[:4]), self.cfg.data.frame_stride,
+                [atts[i] for i in picks[:4]], words[:4], ids[:4], self.cfg.data.frame_stride,
                 run_dir / "attention.png")
         finals = getattr(self, "final_captions", {})
         frames_path = self.val.split.feature_dir.parent / "frames.npz"
-        if n and frames_path.is_file():
-            beam = finals.get((self.val.split.name, "beam"), [""] * n)
+        if picks and frames_path.is_file():
+            beam = finals.get((self.val.split.name, "beam"), [""] * len(caps))
             pngs.update(figures.plot_examples(
-                frames_path, list(self.val.split.ids[:n]),
-                [list(c) for c in self.val.split.captions[:n]], caps[:n], beam[:n],
-                run_dir / "examples"))
+                frames_path, ids, [list(self.val.split.captions[i]) for i in picks],
+                [caps[i] for i in picks], [beam[i] for i in picks], run_dir / "examples"))
         for tag, png in pngs.items():
             tb.figure_png(tag, png, epoch)
+
+
+    def _example_indices(self, n: int) -> list[int]:
+        """The validation videos the figures show: the first `n`, or on a synthetic set the
+        first single- and two-digit videos taken in turn (so both kinds are shown)."""
+        if self.info_json is None:
+            return list(range(n))
+        truth = self.info_json["truth"]
+        kinds: dict[int, list[int]] = {}
+        for i, vid in enumerate(self.val.split.ids):
+            kinds.setdefault(len(truth.get(vid, ())), []).append(i)
+        queues = [kinds[k] for k in sorted(kinds)]
+        out: list[int] = []
+        while len(out) < n and any(queues):
+            for q in queues:
+                if q and len(out) < n:
+                    out.append(q.pop(0))
+        return out
 
 
 class _Cosine:

@@ -54,7 +54,7 @@ def _section(run_dir: Path) -> str | None:
                 f"{_fmt(f.get('const_bleu1_course'))} | – | 1 |")
     examples = sorted((run_dir / "examples").glob("*.png")) if (run_dir / "examples").is_dir() \
         else []
-    links = " ".join(f"![{p.stem}]({p.relative_to(run_dir)})" for p in examples[:3])
+    links = " ".join(f"![{p.stem}]({p.relative_to(run_dir)})" for p in examples[:4])
     return "\n".join(rows) + ("\n\n" + links if links else "")
 
 
