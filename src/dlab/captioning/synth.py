@@ -56,7 +56,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -333,36 +333,63 @@ def generate(spec: SynthSpec, out: str | Path, data_dir: str | None = None,
     return out
 
 
+def _digits(spec: SynthSpec, data_dir: str | None, rng: np.random.Generator
+            ) -> tuple[dict[int, list[np.ndarray]], str]:
+    mnist = mnist_digits(data_dir, spec.digit_pool, rng)
+    return (mnist, "mnist") if mnist is not None else (glyph_digits(), "font glyphs")
+
+
+def _videos(spec: SynthSpec, digits: dict[int, list[np.ndarray]], rng: np.random.Generator
+            ) -> Iterator[tuple[str, int, str, list[tuple[int, str]], np.ndarray, list[str]]]:
+    """(split, index, id, (digit, motion) items, frames (80, 64, 64) uint8, references) of
+    every video, in the order (and from the draws) of the written set."""
+    sizes = {"training": spec.train, "testing": spec.test, "compositional": spec.compositional}
+    for split in SPLITS:
+        for i in range(sizes[split]):
+            items = _sample_items(rng, spec, split == "compositional")
+            imgs = [digits[d][rng.integers(len(digits[d]))] for d, _ in items]
+            frames = render(imgs, [trajectory(m, rng) for _, m in items])
+            refs = captions(rng, items, int(rng.integers(spec.min_refs, spec.max_refs + 1)))
+            yield split, i, f"syn_{split[:4]}_{i:05d}.avi", items, frames, refs
+
+
+def rendered(spec: SynthSpec, data_dir: str | None = None
+             ) -> tuple[Iterator[tuple[str, int, str, list[tuple[int, str]], np.ndarray,
+                                       list[str]]], dict[int, list[np.ndarray]]]:
+    """The videos of the set `spec` as frames, without the features (for probes of what the
+    features hold), and the digit images they are drawn from."""
+    spec.validate()
+    rng = np.random.default_rng(spec.seed)
+    digits, _ = _digits(spec, data_dir, rng)
+    return _videos(spec, digits, rng), digits
+
+
 def _write(spec: SynthSpec, root: Path, data_dir: str | None,
            progress: Callable[[str], None] | None) -> None:
     rng = np.random.default_rng(spec.seed)
-    mnist = mnist_digits(data_dir, spec.digit_pool, rng)
-    digits, source = (mnist, "mnist") if mnist is not None else (glyph_digits(), "font glyphs")
+    digits, source = _digits(spec, data_dir, rng)
     fmap = FeatureMap.seeded(spec.feature_seed,
                              class_templates(digits) if spec.feature_map == 2 else None)
     truth: dict[str, Any] = {}
     sizes = {"training": spec.train, "testing": spec.test, "compositional": spec.compositional}
+    labels: dict[str, list] = {split: [] for split in SPLITS}
+    frames_of: dict[str, dict[str, np.ndarray]] = {split: {} for split in SPLITS}
     for split in SPLITS:
-        feat = root / f"{split}_data" / "feat"
-        feat.mkdir(parents=True)
-        labels, frames_of = [], {}
-        for i in range(sizes[split]):
-            vid = f"syn_{split[:4]}_{i:05d}.avi"
-            items = _sample_items(rng, spec, split == "compositional")
-            imgs = [digits[d][rng.integers(len(digits[d]))] for d, _ in items]
-            frames = render(imgs, [trajectory(m, rng) for _, m in items])
-            np.save(feat / f"{vid}.npy", fmap(frames))
-            refs = captions(rng, items, int(rng.integers(spec.min_refs, spec.max_refs + 1)))
-            labels.append({"caption": refs, "id": vid})
-            truth[vid] = [[d, m] for d, m in items]
-            if split != "training":
-                frames_of[vid] = frames
-            if progress and (i + 1) % 50 == 0:
-                progress(f"{split}: {i + 1}/{sizes[split]} videos")
-        (root / f"{split}_label.json").write_text(json.dumps(labels, indent=1))
-        (root / f"{split}_data" / "id.txt").write_text("".join(f"{x['id']}\n" for x in labels))
-        if frames_of:
-            np.savez_compressed(root / f"{split}_data" / "frames.npz", **frames_of)
+        (root / f"{split}_data" / "feat").mkdir(parents=True)
+    for split, i, vid, items, frames, refs in _videos(spec, digits, rng):
+        np.save(root / f"{split}_data" / "feat" / f"{vid}.npy", fmap(frames))
+        labels[split].append({"caption": refs, "id": vid})
+        truth[vid] = [[d, m] for d, m in items]
+        if split != "training":
+            frames_of[split][vid] = frames
+        if progress and (i + 1) % 50 == 0:
+            progress(f"{split}: {i + 1}/{sizes[split]} videos")
+    for split in SPLITS:
+        (root / f"{split}_label.json").write_text(json.dumps(labels[split], indent=1))
+        (root / f"{split}_data" / "id.txt").write_text(
+            "".join(f"{x['id']}\n" for x in labels[split]))
+        if frames_of[split]:
+            np.savez_compressed(root / f"{split}_data" / "frames.npz", **frames_of[split])
     atomic_write_json(root / INFO, {
         "spec": dataclasses.asdict(spec), "digits": source, "frames": FRAMES,
         "feature_dim": FEATURE_DIM, "held_out_pairs": sorted(map(list, held_out_pairs())),
