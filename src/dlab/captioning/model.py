@@ -1,6 +1,6 @@
 """The S2VT-style captioner: frame features -> standardization -> optional frame differences
-(`frame_diff`: x[t] - x[t - diff_lag], concatenated or instead; the motion in one input) -> dropout (whole features, the
-same for every frame) -> linear projection + ReLU -> encoder RNN;
+(`frame_diff`: x[t] - x[t - diff_lag], concatenated or instead; the motion in one input) ->
+dropout (whole features, the same for every frame) -> linear projection + ReLU -> encoder RNN;
 a decoder RNN with additive (Bahdanau) attention over the encoder outputs, started from the
 encoder's final state; with `video_context = "mean"` every context also holds the mean over
 frames of the projected inputs. Shapes: features (B, T, F), captions (B, L) of ids, logits
@@ -9,13 +9,14 @@ frames of the projected inputs. Shapes: features (B, T, F), captions (B, L) of i
 Semantic tags (`tags` > 0; after the tag-conditioned captioners of Gan et al. 2017, "Semantic
 Compositional Networks", and Pan et al. 2017, "Video Captioning with Transferred Semantic
 Attributes"): a linear head (dropout first) on the mean and the maximum over frames of the
-standardized features gives `tags` logits, trained to say which tag words the video's references use (the session
-picks the words and adds the loss); their probabilities join every attention context (so the
-decoder's input and its output layer see them at every step). With `tag_checklist` (after the
-neural checklist model of Kiddon et al. 2016) the decoder sees instead the tags it has not
-said yet: each tag's probability times 0 once its word was fed to the decoder, 1 before
-(`word_tags`: vocabulary id -> tag, set by the session); the decoder state then carries the
-said-tags vector last (GRU: (h, said); LSTM: (h, c, said)).
+standardized features gives `tags` logits, trained to say which tag words the video's
+references use (the session picks the words and adds the loss); their probabilities join
+every attention context (so the decoder's input and its output layer see them at every
+step). With `tag_checklist` (after the neural checklist model of Kiddon et al. 2016) the
+decoder sees instead the tags it has not said yet: each tag's probability times 0 once its
+word was fed to the decoder, 1 before (`word_tags`: vocabulary id -> tag, set by the
+session); the decoder state then carries the said-tags vector last (GRU: (h, said); LSTM:
+(h, c, said)).
 
 Scheduled sampling: at each decoder step after the first, each caption independently feeds
 its own previous argmax word instead of the reference word with probability `sample_prob`.
