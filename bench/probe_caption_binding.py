@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from dlab.captioning.parse import MOTIONS
-from dlab.captioning.synth import FeatureMap, SynthSpec, class_templates, rendered
+from dlab.captioning.synth import (FeatureMap, SynthSpec, class_templates, pool_2x2,
+                                   rendered)
 
 CELLS = 16
 
@@ -41,9 +42,8 @@ def evidence_tracks(spec: SynthSpec, data_dir: str | None, stride: int):
     fmap = FeatureMap.seeded(spec.feature_seed, class_templates(digits))
     out: dict[str, list] = {}
     for split, _, _, items, frames, _ in videos:
-        x = frames[::stride].astype(np.float32) / 255.0
-        pool2 = x.reshape(len(x), 32, 2, 32, 2).mean((2, 4))
-        ev = fmap.evidence(pool2)[:, :CELLS * 10].reshape(len(x), CELLS, 10)
+        pool2 = pool_2x2(frames[::stride].astype(np.float32) / 255.0)
+        ev = fmap.evidence(pool2)[:, :CELLS * 10].reshape(len(pool2), CELLS, 10)
         out.setdefault(split, []).append((ev, items))
     return out
 

@@ -113,14 +113,15 @@ def test_every_generated_reference_parses_as_named_right():
 def test_class_evidence_says_which_digit_is_where():
     """Feature map 2: each digit's template matches best at its own place (glyph digits: the
     templates are the glyphs themselves); map 1 has no such evidence and a different width."""
-    from dlab.captioning.synth import CANVAS, FeatureMap, class_templates, glyph_digits
+    from dlab.captioning.synth import (CANVAS, FeatureMap, class_templates, glyph_digits,
+                                       pool_2x2)
 
     digits = glyph_digits()
     fmap = FeatureMap.seeded(1234, class_templates(digits))
     frame = np.zeros((1, CANVAS, CANVAS), np.uint8)
     frame[0, 0:28, 0:28] = digits[3][0]  # top left
     frame[0, 36:64, 36:64] = digits[8][0]  # bottom right
-    pool2 = frame.astype(np.float32).reshape(1, 32, 2, 32, 2).mean((2, 4)) / 255.0
+    pool2 = pool_2x2(frame.astype(np.float32) / 255.0)
     ev = fmap.evidence(pool2)[0]
     cells = ev[:160].reshape(4, 4, 10)
     assert cells[0, 0].argmax() == 3 and cells[3, 3].argmax() == 8

@@ -76,7 +76,10 @@ class S2VT(nn.Module):
 
     def inputs(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, T, F) features -> (B, T, F or 2F) standardized encoder inputs (before dropout)."""
-        x = (feats - self.feat_mean) / self.feat_std
+        return self._with_diff((feats - self.feat_mean) / self.feat_std)
+
+    def _with_diff(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardized features -> the encoder inputs of `frame_diff`."""
         if self.frame_diff == "none":
             return x
         k = self.diff_lag
@@ -89,15 +92,15 @@ class S2VT(nn.Module):
 
     def encode_tagged(self, feats: torch.Tensor):
         """`encode`'s three and the tag logits (B, tags) or None."""
-        x = self.feat_drop(self.inputs(feats).transpose(1, 2))
+        z = (feats - self.feat_mean) / self.feat_std  # standardized once: encoder and tagger
+        x = self.feat_drop(self._with_diff(z).transpose(1, 2))
         frames = self.proj(x.transpose(1, 2))
         enc, last = self.encoder(frames)
         state = last[0] if self.cell_kind == "gru" else (last[0][0], last[1][0])
         keys = self.att_enc(enc) if self.attention else None
         tags = None
         if self.tags:
-            z = (feats - self.feat_mean) / self.feat_std  # pooled over frames, as in SCN's tagger
-            tags = self.tag_head(torch.cat([z.mean(1), z.amax(1)], 1))
+            tags = self.tag_head(torch.cat([z.mean(1), z.amax(1)], 1))  # as SCN's tagger
         # beside every frame, so that every context carries them whole
         extra = [frames.mean(1, keepdim=True)] if self.video_context == "mean" else []
         extra += [torch.sigmoid(tags)[:, None]] if tags is not None else []

@@ -312,7 +312,6 @@ class CaptionSession:
         for tag, png in pngs.items():
             tb.figure_png(tag, png, epoch)
 
-
     def _example_indices(self, n: int) -> list[int]:
         """The validation videos the figures show: the first `n`, or on a synthetic set the
         first single- and two-digit videos taken in turn (so both kinds are shown)."""

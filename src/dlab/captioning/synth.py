@@ -85,6 +85,11 @@ class SynthSpec:
     feature_seed: int = 1234
     feature_map: int = 2  # 1: random filters only; 2: and class evidence (see the module doc)
 
+    def sizes(self) -> dict[str, int]:
+        """Videos per split."""
+        return {"training": self.train, "testing": self.test,
+                "compositional": self.compositional}
+
     def validate(self) -> None:
         for key in ("train", "test", "compositional"):
             if getattr(self, key) < 1:
@@ -207,6 +212,12 @@ def class_templates(digits: dict[int, list[np.ndarray]], per_digit: int = 10) ->
     return t / np.linalg.norm(t, axis=2, keepdims=True)
 
 
+def pool_2x2(x: np.ndarray) -> np.ndarray:
+    """(T, 64, 64) frames in [0, 1] -> (T, 32, 32): the 2x2 average pooling the filters and the
+    class evidence read."""
+    return x.reshape(len(x), CANVAS // 2, 2, CANVAS // 2, 2).mean((2, 4))
+
+
 @dataclass(frozen=True)
 class FeatureMap:
     """The fixed random map from frames to 4096-d non-negative features (see module doc)."""
@@ -250,7 +261,7 @@ class FeatureMap:
         t = len(x)
         pool4 = x.reshape(t, 16, 4, 16, 4).mean((2, 4)).reshape(t, 256)
         where = np.maximum(4.0 * pool4 @ self.where, 0)
-        pool2 = x.reshape(t, 32, 2, 32, 2).mean((2, 4))
+        pool2 = pool_2x2(x)
         patches = np.lib.stride_tricks.sliding_window_view(pool2, (5, 5), axis=(1, 2))
         resp = np.maximum(patches.reshape(-1, 25) @ self.filters, 0).reshape(t, -1, 96)
         pooled = [resp.max(1), resp.mean(1)]
@@ -343,7 +354,7 @@ def _videos(spec: SynthSpec, digits: dict[int, list[np.ndarray]], rng: np.random
             ) -> Iterator[tuple[str, int, str, list[tuple[int, str]], np.ndarray, list[str]]]:
     """(split, index, id, (digit, motion) items, frames (80, 64, 64) uint8, references) of
     every video, in the order (and from the draws) of the written set."""
-    sizes = {"training": spec.train, "testing": spec.test, "compositional": spec.compositional}
+    sizes = spec.sizes()
     for split in SPLITS:
         for i in range(sizes[split]):
             items = _sample_items(rng, spec, split == "compositional")
@@ -371,7 +382,7 @@ def _write(spec: SynthSpec, root: Path, data_dir: str | None,
     fmap = FeatureMap.seeded(spec.feature_seed,
                              class_templates(digits) if spec.feature_map == 2 else None)
     truth: dict[str, Any] = {}
-    sizes = {"training": spec.train, "testing": spec.test, "compositional": spec.compositional}
+    sizes = spec.sizes()
     labels: dict[str, list] = {split: [] for split in SPLITS}
     frames_of: dict[str, dict[str, np.ndarray]] = {split: {} for split in SPLITS}
     for split in SPLITS:
