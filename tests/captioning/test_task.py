@@ -13,7 +13,8 @@ from dlab.errors import DlabError
 from dlab.tasks import get_task
 
 TINY = {"model": {"hidden": 24, "embed": 12}, "train": {"epochs": 2, "batch_size": 4,
-                                                        "captions_per_video": 2, "examples": 2}}
+                                                        "captions_per_video": 2, "examples": 2,
+                                                        "scst_epochs": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,8 @@ def test_study_file_validates():
     import dlab
 
     study = load_study(Path(dlab.__file__).parent / "studies" / "builtin" / "clemson-hw2.toml")
-    assert [q.key for q in study.questions] == ["captioner", "tags", "attention", "sampling"]
+    assert [q.key for q in study.questions] == ["captioner", "tags", "attention", "sampling",
+                                                      "self-critical"]
 
 
 def test_frame_differences_feed_the_encoder_the_motion():

@@ -69,7 +69,7 @@ class CaptionOptimConfig:
 
 @dataclass(frozen=True)
 class CaptionTrainConfig:
-    epochs: int = 12
+    epochs: int = 18  # all of them: 12 of cross-entropy, then scst_epochs self-critical
     batch_size: int = 16  # videos per step (each with captions_per_video references)
     seed: int = 1
     init_from: str = ""
@@ -92,6 +92,15 @@ class CaptionTrainConfig:
     # video's captions stay true, as for the synthetic motions)
     temporal_jitter: bool = True
     reverse_prob: float = 0.0
+    # self-critical sequence training (Rennie et al. 2017, with the mean reward of the video's
+    # other samples as the baseline, as in Luo 2020): the last scst_epochs of the epochs sample
+    # scst_samples captions per video and follow the gradient of their CIDEr-D (against the
+    # video's training references) instead of the cross-entropy, at the constant learning
+    # rate scst_lr (the cross-entropy epochs before keep optim.schedule over their own length).
+    # 0 = cross-entropy only; with train.init_from and scst_epochs = epochs, only self-critical
+    scst_epochs: int = 6
+    scst_samples: int = 10
+    scst_lr: float = 5e-4
 
 
 @dataclass(frozen=True)
@@ -105,9 +114,10 @@ class CaptionConfig:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        # "defaults 2": the defaults changed (tags, checklist, temporal jitter, 12 epochs), so a
-        # run of the old defaults is not found again as one of the new
-        return config_key(self, "caption (defaults 2)")
+        # "defaults N": the defaults changed (2: tags, checklist, temporal jitter, 12 epochs;
+        # 3: 6 self-critical epochs after those 12), so a run of older defaults is not found
+        # again as one of the new
+        return config_key(self, "caption (defaults 3)")
 
     def continues(self, shorter: "CaptionConfig") -> bool:
         """Never: the cosine and scheduled-sampling schedules depend on the run's length."""
@@ -150,6 +160,12 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
     _check(0 < m.tag_max_share <= 1, f"model.tag_max_share = {m.tag_max_share}; expected 0 < "
            "share <= 1")
     _check(0 <= t.reverse_prob <= 1, f"train.reverse_prob = {t.reverse_prob}; expected 0..1")
+    _check(0 <= t.scst_epochs <= t.epochs,
+           f"train.scst_epochs = {t.scst_epochs}; expected 0..train.epochs ({t.epochs}): the "
+           "self-critical epochs are the last of the epochs")
+    _check(t.scst_samples >= 2, f"train.scst_samples = {t.scst_samples}; expected >= 2 (the "
+           "baseline is the other samples' mean reward)")
+    _check(t.scst_lr > 0, f"train.scst_lr = {t.scst_lr}; expected > 0")
     _check(t.tag_weight >= 0, f"train.tag_weight = {t.tag_weight}; expected >= 0")
     _check(m.hidden >= 1 and m.embed >= 1, "model.hidden and model.embed must be >= 1")
     _check(0 <= m.dropout < 1, f"model.dropout = {m.dropout}; expected 0 <= p < 1")
@@ -171,11 +187,12 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
 
 
 def sampling_probability(t: CaptionTrainConfig, epoch: int) -> float:
-    """Scheduled sampling's probability in (0-based) `epoch` of `t.epochs`."""
+    """Scheduled sampling's probability in (0-based) `epoch` of the `t.epochs - t.scst_epochs`
+    cross-entropy epochs."""
     import math
 
     if t.ss_schedule == "none":
         return 0.0
     if t.ss_schedule == "linear":
-        return t.ss_max * epoch / max(t.epochs - 1, 1)
+        return t.ss_max * epoch / max(t.epochs - t.scst_epochs - 1, 1)
     return t.ss_max * (1 - t.ss_k / (t.ss_k + math.exp(epoch / t.ss_k)))

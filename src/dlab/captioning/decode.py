@@ -1,4 +1,5 @@
-"""Greedy and beam-search decoding of an `S2VT` captioner (eval mode, no gradients).
+"""Greedy and beam-search decoding of an `S2VT` captioner (eval mode, no gradients), and
+sampling with gradients (for self-critical training, `sample`).
 
 Beam search keeps `width` hypotheses per video; a hypothesis ends at `<EOS>` and is ranked by
 its total log-probability / (its length in tokens, `<EOS>` included) ** `length_norm`
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-BOS, EOS = 1, 2
+from dlab.captioning.model import encoded_rows
+
+PAD, BOS, EOS = 0, 1, 2
 
 
 @torch.no_grad()
@@ -38,14 +41,42 @@ def greedy(model, feats: torch.Tensor, max_len: int) -> tuple[list[list[int]], l
     return out, att_out
 
 
+def sample(model, encoded, k: int, max_len: int, generator: torch.Generator | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`k` captions per video sampled from the model's word distributions, for the outputs of
+    `model.encode` (B videos): (ids (B * k, steps), `<EOS>` ends a caption, 0 after it; the
+    sum of each caption's word log-probabilities, `<EOS>` included, with gradients). Sample
+    `i * k + j` is video i's j-th; `<PAD>` and `<BOS>` are never sampled (the
+    distribution is over the other words). After `max_len` words a caption ends (`<EOS>`, its
+    log-probability included)."""
+    rows = torch.arange(len(encoded[0]), device=encoded[0].device).repeat_interleave(k)
+    enc, keys, state = encoded_rows(encoded, rows)
+    words = torch.full((len(rows),), BOS, dtype=torch.long, device=enc.device)
+    alive = torch.ones(len(rows), dtype=torch.bool, device=enc.device)
+    ids, logps = [], []
+    never = torch.tensor([PAD, BOS], device=enc.device)  # not words: never sampled
+    for t in range(max_len + 1):
+        logits, state, _ = model.step(words, state, enc, keys)
+        logits = logits.float().index_fill(1, never, float("-inf"))
+        logp = torch.log_softmax(logits, 1)
+        if t == max_len:  # the caption is full: it ends here
+            words = torch.full_like(words, EOS)
+        else:
+            words = torch.multinomial(logp.detach().exp(), 1, generator=generator).squeeze(1)
+        logps.append(logp.gather(1, words[:, None]).squeeze(1) * alive)
+        ids.append(torch.where(alive, words, 0))
+        alive = alive & (words != EOS)
+        if not bool(alive.any()):
+            break
+    return torch.stack(ids, 1), torch.stack(logps, 1).sum(1)
+
+
 @torch.no_grad()
 def beam_one(model, feats: torch.Tensor, width: int, max_len: int, length_norm: float
              ) -> list[int]:
     """The best hypothesis for one video's features (1, T, F)."""
-    enc, keys, state = model.encode(feats)
-    enc, keys = enc.expand(width, -1, -1), None if keys is None else keys.expand(width, -1, -1)
-    state = (state.expand(width, -1).contiguous() if not isinstance(state, tuple)
-             else tuple(s.expand(width, -1).contiguous() for s in state))
+    enc, keys, state = encoded_rows(model.encode(feats),
+                                    torch.zeros(width, dtype=torch.long, device=feats.device))
     words = torch.full((width,), BOS, dtype=torch.long, device=feats.device)
     scores = torch.full((width,), float("-inf"), device=feats.device)
     scores[0] = 0.0

@@ -24,18 +24,26 @@ def _save(fig, path: Path, data: Any) -> Path:
 
 
 def plot_caption_curves(rows: Sequence[dict], path: Path) -> Path:
-    """Training and validation loss, and validation CIDEr-D / BLEU-4 per epoch."""
+    """Training and validation loss, and validation CIDEr-D / BLEU-4 per epoch; in
+    self-critical epochs (no training loss) the samples' mean CIDEr-D on the training videos."""
     epochs = [r["epoch"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for key in ("loss", "val_loss"):
         a.plot(epochs, [r.get(key) for r in rows], marker=".", label=key)
-    for key in ("cider_d", "bleu4", "bleu1_course", "named_right"):
+    labels = {"scst_reward": "self-critical reward (training samples' CIDEr-D)"}
+    for key in ("cider_d", "bleu4", "bleu1_course", "named_right", "scst_reward"):
         if any(r.get(key) is not None for r in rows):
-            b.plot(epochs, [r.get(key) for r in rows], marker=".", label=key)
-    a.set_xlabel("epoch"), b.set_xlabel("epoch"), a.legend(), b.legend()
+            b.plot(epochs, [r.get(key) for r in rows], marker=".", label=labels.get(key, key))
+    scst = [r["epoch"] for r in rows if r.get("scst_reward") is not None]
+    if scst:  # where the self-critical epochs start (the validation loss then rises: the
+        # decoder trades the references' likelihood for its best-scoring phrasing)
+        for ax in (a, b):
+            ax.axvline(scst[0] - 0.5, color="grey", ls=":", label="self-critical from here")
+    a.set_xlabel("epoch"), b.set_xlabel("epoch"), a.legend(), b.legend(fontsize=8)
     a.set_title("cross-entropy per caption"), b.set_title("validation (greedy)")
     fig.tight_layout()
-    keys = ("epoch", "loss", "val_loss", "cider_d", "bleu4", "bleu1_course", "named_right")
+    keys = ("epoch", "loss", "val_loss", "cider_d", "bleu4", "bleu1_course", "named_right",
+            "scst_reward")
     return _save(fig, path, [{k: r.get(k) for k in keys} for r in rows])
 
 

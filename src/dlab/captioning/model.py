@@ -151,10 +151,7 @@ class S2VT(nn.Module):
         logits (B, tags) or None)."""
         enc, keys, state, tags = self.encode_tagged(feats)
         if owners is not None:
-            enc = enc[owners]
-            keys = None if keys is None else keys[owners]
-            state = state[owners] if not isinstance(state, tuple) else tuple(
-                x[owners] for x in state)
+            enc, keys, state = encoded_rows((enc, keys, state), owners)
         logits, words = [], inputs[:, 0]
         for t in range(inputs.shape[1]):
             if t > 0:
@@ -167,6 +164,13 @@ class S2VT(nn.Module):
             out, state, _ = self.step(words, state, enc, keys)
             logits.append(out)
         return (torch.stack(logits, 1), tags) if with_tags else torch.stack(logits, 1)
+
+
+def encoded_rows(encoded, rows: torch.Tensor):
+    """`S2VT.encode`'s (outputs, keys, decoder state) for the videos `rows` (repeats allowed)."""
+    enc, keys, state = encoded
+    state = state[rows] if not isinstance(state, tuple) else tuple(s[rows] for s in state)
+    return enc[rows], None if keys is None else keys[rows], state
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

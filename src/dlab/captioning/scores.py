@@ -119,41 +119,55 @@ def corpus_bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], 
     return out
 
 
-def cider_d(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4,
-            sigma: float = 6.0) -> tuple[float, list[float]]:
-    """CIDEr-D of tokenized candidates: (the mean, per-video scores)."""
-    cands = [_ngrams(tokenize(c), n) for c in candidates]
-    refs = [[_ngrams(tokenize(r), n) for r in rs] for rs in references]
-    df: Counter = Counter()
-    for rs in refs:
-        df.update({g for r in rs for g in r})
-    log_n = math.log(float(len(refs)))
+class CiderD:
+    """CIDEr-D with the document frequencies of `references` (one list of reference captions
+    per video) fixed, so that any candidate can be scored against any video's references (the
+    per-video scores of `cider_d`)."""
 
-    def vec(counts: Counter):
-        v = [dict() for _ in range(n)]
+    def __init__(self, references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0):
+        self.n, self.sigma = n, sigma
+        refs = [[_ngrams(tokenize(r), n) for r in rs] for rs in references]
+        self.df: Counter = Counter()
+        for rs in refs:
+            self.df.update({g for r in rs for g in r})
+        self.log_n = math.log(float(len(refs)))
+
+    def vector(self, caption: str):
+        """A caption's tf-idf vectors per n, their norms and its "length" (its bigrams)."""
+        n = self.n
+        v: list[dict] = [dict() for _ in range(n)]
         norm = [0.0] * n
         length = 0
-        for gram, tf in counts.items():
+        for gram, tf in _ngrams(tokenize(caption), n).items():
             k = len(gram) - 1
-            v[k][gram] = tf * (log_n - math.log(max(1.0, df[gram])))
+            v[k][gram] = tf * (self.log_n - math.log(max(1.0, self.df[gram])))
             norm[k] += v[k][gram] ** 2
             if k == 1:  # the toolkit's "length": the number of bigrams
                 length += tf
         return v, [math.sqrt(x) for x in norm], length
 
-    scores = []
-    for cand, rs in zip(cands, refs):
-        vh, nh, lh = vec(cand)
-        total = [0.0] * n
-        for r in rs:
-            vr, nr, lr = vec(r)
-            penalty = math.exp(-((lh - lr) ** 2) / (2 * sigma ** 2))
-            for k in range(n):
+    def score_vectors(self, cand, refs) -> float:
+        """CIDEr-D of one candidate against one video's references, both as `vector`s."""
+        vh, nh, lh = cand
+        total = [0.0] * self.n
+        for vr, nr, lr in refs:
+            penalty = math.exp(-((lh - lr) ** 2) / (2 * self.sigma ** 2))
+            for k in range(self.n):
                 val = sum(min(x, vr[k].get(g, 0.0)) * vr[k].get(g, 0.0) for g, x in vh[k].items())
                 if nh[k] != 0 and nr[k] != 0:
                     val /= nh[k] * nr[k]
                 total[k] += val * penalty
-        scores.append(sum(total) / n / len(rs) * 10.0)
+        return sum(total) / self.n / len(refs) * 10.0
+
+    def score(self, candidate: str, references: Sequence[str]) -> float:
+        return self.score_vectors(self.vector(candidate), [self.vector(r) for r in references])
+
+
+def cider_d(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4,
+            sigma: float = 6.0) -> tuple[float, list[float]]:
+    """CIDEr-D of tokenized candidates: (the mean, per-video scores)."""
+    scorer = CiderD(references, n, sigma)
+    scores = [scorer.score(c, rs) for c, rs in zip(candidates, references)]
     return sum(scores) / len(scores), scores
 
 

@@ -8,7 +8,13 @@ Adam update of the per-caption mean cross-entropy under scheduled sampling, plus
 `train.tag_weight` times the tagger's binary cross-entropy (with `model.tags`; the tag words
 are picked from the training captions, `text.tag_words`, and kept in the checkpoint). With
 `train.temporal_jitter` every frame stays in memory and each draw of a video takes every
-`frame_stride`-th frame from a random offset. Each epoch
+`frame_stride`-th frame from a random offset. The last `train.scst_epochs` epochs are
+self-critical (Rennie et al. 2017): a step samples `train.scst_samples` captions per video
+(`decode.sample`), rewards each by its CIDEr-D against the video's training references
+(document frequencies of the training references), and follows the policy gradient of the
+reward minus the mean reward of the video's other samples (Luo 2020), at the constant learning
+rate `train.scst_lr`; the epoch's row has `scst_reward` (the samples' mean reward) instead of
+`loss`. Each epoch
 evaluates greedy captions of the validation split (`data.val_split`): CIDEr-D (the primary
 metric), corpus BLEU-4, the course BLEU@1, the "named right" rate on synthetic sets, and the
 validation loss. The final evaluation adds beam search, the compositional split and the best
@@ -65,7 +71,7 @@ class _Split:
 
 
 class CaptionSession:
-    loss_keys = ("loss",)
+    loss_keys = ("loss", "scst_loss")
     eval_keys = ("val_loss", "cider_d", "bleu4", "bleu1_course", "named_right", "distinct")
 
     def __init__(self, cfg: CaptionConfig, ctx: OpenContext):
@@ -99,9 +105,11 @@ class CaptionSession:
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                weight_decay=cfg.optim.weight_decay)
         self.steps_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
-        total = self.steps_per_epoch * cfg.train.epochs
+        t = cfg.train
+        self.xe_steps = self.steps_per_epoch * (t.epochs - t.scst_epochs)
         # a scheduler always (the trainer checkpoints the dict); "constant" multiplies by 1
-        lam = _Cosine(total) if cfg.optim.schedule == "cosine" else _Constant()
+        lam = _Schedule(self.xe_steps, cfg.optim.schedule == "cosine",
+                        t.scst_lr / cfg.optim.lr if t.scst_epochs else None)
         self.models = {MAIN: self.model}
         self.optimizers = {MAIN: opt}
         self.schedulers = {MAIN: torch.optim.lr_scheduler.LambdaLR(opt, lam)}
@@ -109,6 +117,10 @@ class CaptionSession:
         self.params = sum(p.numel() for p in self.model.parameters())
         self.steps_done = 0
         self.train_refs = [(v, list(c)) for v, c in zip(train.ids, train.captions)]
+        if t.scst_epochs:  # the reward: CIDEr-D against the training references
+            self.cider = scores.CiderD(train.captions)
+            self.ref_vectors = [[self.cider.vector(r) for r in caps] for caps in train.captions]
+            self.cand_vectors: dict[str, Any] = {}
         self.last_greedy: dict[str, Any] = {}
 
     # the loop ------------------------------------------------------------------------------
@@ -149,6 +161,8 @@ class CaptionSession:
 
     def step(self, batch) -> dict[str, Any]:
         videos, caps = batch
+        if self.steps_done >= self.xe_steps:
+            return self._scst_step(videos)
         ids = self.train.caps[caps]
         p = self.sample_prob()
         k = self.cfg.train.captions_per_video
@@ -156,6 +170,41 @@ class CaptionSession:
         logits, tags = self.model(self._frames(videos), ids[:, :-1], p, self.generator,
                                   owners, with_tags=True)
         loss = caption_loss(logits, ids[:, 1:]).sum() / k  # per video: its captions' mean
+        self._update(loss, tags, videos)
+        n = len(videos)
+        return {"n": n, "loss": loss.detach(),
+                "sample_prob": torch.tensor(p * n, device=self.device)}
+
+    def _scst_step(self, videos: torch.Tensor) -> dict[str, Any]:
+        """Self-critical: `scst_samples` sampled captions per video, each weighted by its
+        reward minus the mean reward of the video's other samples."""
+        k = self.cfg.train.scst_samples
+        enc, keys, state, tags = self.model.encode_tagged(self._frames(videos))
+        ids, logp = decode.sample(self.model, (enc, keys, state), k, self.cfg.data.max_words,
+                                  self.generator)
+        owners = videos.repeat_interleave(k).tolist()
+        reward = torch.tensor([self._reward(v, self.vocab.decode(x))
+                               for v, x in zip(owners, ids.tolist())]).view(-1, k)
+        baseline = (reward.sum(1, keepdim=True) - reward) / (k - 1)
+        advantage = (reward - baseline).view(-1).to(self.device)
+        loss = -(advantage * logp).sum() / k  # per video: its samples' mean
+        self._update(loss, tags, videos)
+        n = len(videos)
+        return {"n": n, "scst_loss": loss.detach(),
+                "scst_reward": reward.sum().to(self.device) / k}
+
+    def _reward(self, video: int, caption: str) -> float:
+        """CIDEr-D of `caption` against training video `video`'s references."""
+        vec = self.cand_vectors.get(caption)
+        if vec is None:
+            if len(self.cand_vectors) > 200_000:
+                self.cand_vectors.clear()
+            vec = self.cand_vectors[caption] = self.cider.vector(caption)
+        return self.cider.score_vectors(vec, self.ref_vectors[video])
+
+    def _update(self, loss: torch.Tensor, tags: torch.Tensor | None, videos: torch.Tensor
+                ) -> None:
+        """One optimizer step on `loss` (summed over the videos) plus the tag loss."""
         total = loss
         if tags is not None:
             tag_loss = F.binary_cross_entropy_with_logits(
@@ -168,9 +217,6 @@ class CaptionSession:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         opt.step()
         self.steps_done += 1
-        n = len(videos)
-        return {"n": n, "loss": loss.detach(),
-                "sample_prob": torch.tensor(p * n, device=self.device)}
 
     @torch.no_grad()
     def _val_loss(self, s: _Split) -> float:
@@ -330,20 +376,20 @@ class CaptionSession:
         return out
 
 
-class _Cosine:
-    """lr factor: cosine from 1 to 0.05 over `total` steps (a callable object, so LambdaLR
-    keeps it out of its state dict)."""
+class _Schedule:
+    """lr factor: over the `xe` cross-entropy steps, cosine from 1 to 0.05 (`cosine`) or 1;
+    after them (self-critical steps, unless `scst` is None) `scst`. A callable object, so
+    LambdaLR keeps it out of its state dict."""
 
-    def __init__(self, total: int):
-        self.total = max(total, 1)
+    def __init__(self, xe: int, cosine: bool, scst: float | None):
+        self.xe, self.cosine, self.scst = xe, cosine, scst
 
     def __call__(self, step: int) -> float:
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
-
-
-class _Constant:
-    def __call__(self, step: int) -> float:
-        return 1.0
+        if self.scst is not None and step >= self.xe:
+            return self.scst
+        if not self.cosine:
+            return 1.0
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / max(self.xe, 1), 1)))
 
 
 def _write_predictions(path: Path, ids, captions: list[str]) -> None:

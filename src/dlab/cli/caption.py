@@ -48,7 +48,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 class _EpochLine:
-    """One line per epoch: loss, validation CIDEr-D, BLEU-4, course BLEU@1, named right."""
+    """One line per epoch: loss (or the self-critical reward), validation CIDEr-D, BLEU-4,
+    course BLEU@1, named right."""
 
     def __init__(self, epochs: int):
         self.epochs = epochs
@@ -61,7 +62,9 @@ class _EpochLine:
             v = row.get(key)
             return "–" if v is None else f"{v:.4f}"
 
-        print(f"epoch {row['epoch']}/{self.epochs}  loss {num('loss')}  val_loss "
+        train = (f"loss {num('loss')}" if row.get("scst_reward") is None
+                 else f"reward {num('scst_reward')}")  # self-critical: samples' CIDEr-D
+        print(f"epoch {row['epoch']}/{self.epochs}  {train}  val_loss "
               f"{num('val_loss')}  CIDEr-D {num('cider_d')}  BLEU-4 {num('bleu4')}  BLEU@1 "
               f"{num('bleu1_course')}  named right {num('named_right')}  "
               f"{row['time_s']:.1f}s", flush=True)
