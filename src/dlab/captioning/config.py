@@ -19,7 +19,9 @@ class CaptionDataConfig:
 
     root: str = ""  # a folder in the course layout; "" = the synthetic set below (generated
     # into the cache dir, `<cache>/captioning/synth-<key>`, on first use)
-    synth_train: int = 1000  # 1000 + 80 + 80 videos: 3.04 GB of float64 features
+    # 3000 + 80 + 80 videos: 8.3 GB of float64 features, about 11 minutes to generate once;
+    # 1000 videos (3.0 GB) name fewer two-digit videos right (BENCHMARKS.md)
+    synth_train: int = 3000
     synth_test: int = 80
     synth_compositional: int = 80
     synth_seed: int = 1
@@ -115,8 +117,8 @@ class CaptionConfig:
 
     def hash(self) -> str:
         # "defaults N": the defaults changed (2: tags, checklist, temporal jitter, 12 epochs;
-        # 3: 6 self-critical epochs after those 12), so a run of older defaults is not found
-        # again as one of the new
+        # 3: 6 self-critical epochs after those 12, 3000 training videos), so a run of older
+        # defaults is not found again as one of the new
         return config_key(self, "caption (defaults 3)")
 
     def continues(self, shorter: "CaptionConfig") -> bool:

@@ -39,9 +39,12 @@ word list matches every reference. Splits: "training", "testing" (same distribut
 `held_out_pairs()` (digit d with motion MOTIONS[d % 5]), which no training video holds.
 MNIST digits come from a pool of `digit_pool` images per class, shared by all splits (0 = all).
 
-Disk: 2.62 MB per video (float64 80x4096); the default 1000 + 80 + 80 videos take 3.04 GB
-(about 5 minutes to generate on a busy 2-core CPU). 400 training videos were too few: the
-motion is learnt from the "where" half, and the model memorized the rest (see `model.frame_diff`).
+Disk: 2.62 MB per video (float64 80x4096); the default 3000 + 80 + 80 videos take 8.3 GB
+(about 11 minutes to generate on a 2-core CPU; 1000 + 80 + 80 take 3.04 GB and 4-5 minutes).
+Why 3000: two-digit videos are where the captioner fails, and more of them help most (named
+right 72.5% with 1000 training videos, 81-82% with 3000; BENCHMARKS.md). 400 training videos
+were too few: the motion is learnt from the "where" half, and the model memorized the rest
+(see `model.frame_diff`).
 Also written: `<split>_data/id.txt`, `<split>_data/frames.npz` (uint8 frames of the test
 splits, for figures) and `synth.json` (settings, the feature map's seed, per-video truth).
 Numpy + Pillow; must not import torch.
@@ -74,7 +77,7 @@ INFO = "synth.json"
 class SynthSpec:
     """What a synthetic set is made of; the same spec (and data) gives the same files."""
 
-    train: int = 1000
+    train: int = 3000
     test: int = 80
     compositional: int = 80
     seed: int = 1
