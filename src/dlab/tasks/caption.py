@@ -76,7 +76,8 @@ TASK = Task(
                     Column("const_cider_d", "constant CIDEr-D"),
                     Column("const_bleu1_course", "constant BLEU@1")),
     report_figures=(("cider_d", "validation CIDEr-D (greedy)"), ("val_loss", "validation loss"),
-                    ("loss", "training loss")),
+                    ("loss", "training loss (cross-entropy epochs)"),
+                    ("scst_reward", "self-critical reward (training samples' CIDEr-D)")),
     report_section=_section,
     doc="video captioning (S2VT with attention); best checkpoint by validation CIDEr-D",
 )
