@@ -164,7 +164,8 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
     _check(0 <= t.reverse_prob <= 1, f"train.reverse_prob = {t.reverse_prob}; expected 0..1")
     _check(0 <= t.scst_epochs <= t.epochs,
            f"train.scst_epochs = {t.scst_epochs}; expected 0..train.epochs ({t.epochs}): the "
-           "self-critical epochs are the last of the epochs")
+           "self-critical epochs are the last of the epochs (set train.scst_epochs too, 0 for "
+           "cross-entropy only)")
     _check(t.scst_samples >= 2, f"train.scst_samples = {t.scst_samples}; expected >= 2 (the "
            "baseline is the other samples' mean reward)")
     _check(t.scst_lr > 0, f"train.scst_lr = {t.scst_lr}; expected > 0")
