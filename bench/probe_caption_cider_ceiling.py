@@ -33,6 +33,7 @@ from dlab.captioning import scores, synth
 from dlab.captioning.course import read_split
 from dlab.captioning.config import CaptionDataConfig
 from dlab.captioning.dataset import dataset_root
+from dlab.captioning.session import CONSTANT_SEARCH_VIDEOS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     info = synth.read_info(root)
     train = read_split(root, "training")
     train_labels = list(zip(train.ids, train.captions))
-    step = -(-len(train_labels) // 250)
-    const = scores.best_constant_cider(train_labels[::step],
-                                       [scores.best_constant_bleu1(train_labels[::step])])
+    const = scores.best_constants(train_labels, CONSTANT_SEARCH_VIDEOS)[1]
     rng = np.random.default_rng(args.seed)
     print(f"set {root}; best constant caption {const!r}")
     print("| split | videos | constant | one reference vs the rest | perfect content, chosen "

@@ -104,6 +104,11 @@ class CaptionTrainConfig:
     scst_samples: int = 10
     scst_lr: float = 5e-4
 
+    @property
+    def xe_epochs(self) -> int:
+        """The cross-entropy epochs: those before the self-critical ones."""
+        return self.epochs - self.scst_epochs
+
 
 @dataclass(frozen=True)
 class CaptionConfig:
@@ -190,12 +195,12 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
 
 
 def sampling_probability(t: CaptionTrainConfig, epoch: int) -> float:
-    """Scheduled sampling's probability in (0-based) `epoch` of the `t.epochs - t.scst_epochs`
+    """Scheduled sampling's probability in (0-based) `epoch` of the `t.xe_epochs`
     cross-entropy epochs."""
     import math
 
     if t.ss_schedule == "none":
         return 0.0
     if t.ss_schedule == "linear":
-        return t.ss_max * epoch / max(t.epochs - t.scst_epochs - 1, 1)
+        return t.ss_max * epoch / max(t.xe_epochs - 1, 1)
     return t.ss_max * (1 - t.ss_k / (t.ss_k + math.exp(epoch / t.ss_k)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dlab.captioning.model import encoded_rows
+from dlab.captioning.model import encoded_rows, state_rows
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -104,7 +104,7 @@ def beam_one(model, feats: torch.Tensor, width: int, max_len: int, length_norm: 
             keep_beam.append(keep_beam[0]), keep_word.append(keep_word[0])
             keep_score.append(float("-inf"))
         index = torch.tensor(keep_beam, device=feats.device)
-        state = state[index] if not isinstance(state, tuple) else tuple(s[index] for s in state)
+        state = state_rows(state, index)
         seqs = [seqs[b] + [w] for b, w in zip(keep_beam, keep_word)]
         words = torch.tensor(keep_word, device=feats.device)
         scores = torch.tensor(keep_score, device=feats.device)

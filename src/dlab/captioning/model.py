@@ -166,11 +166,15 @@ class S2VT(nn.Module):
         return (torch.stack(logits, 1), tags) if with_tags else torch.stack(logits, 1)
 
 
+def state_rows(state, rows: torch.Tensor):
+    """A decoder state (a tensor, or a tuple of them) for the captions `rows`."""
+    return state[rows] if not isinstance(state, tuple) else tuple(s[rows] for s in state)
+
+
 def encoded_rows(encoded, rows: torch.Tensor):
     """`S2VT.encode`'s (outputs, keys, decoder state) for the videos `rows` (repeats allowed)."""
     enc, keys, state = encoded
-    state = state[rows] if not isinstance(state, tuple) else tuple(s[rows] for s in state)
-    return enc[rows], None if keys is None else keys[rows], state
+    return enc[rows], None if keys is None else keys[rows], state_rows(state, rows)
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

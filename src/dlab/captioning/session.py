@@ -106,7 +106,7 @@ class CaptionSession:
                                weight_decay=cfg.optim.weight_decay)
         self.steps_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
         t = cfg.train
-        self.xe_steps = self.steps_per_epoch * (t.epochs - t.scst_epochs)
+        self.xe_steps = self.steps_per_epoch * t.xe_epochs
         # a scheduler always (the trainer checkpoints the dict); "constant" multiplies by 1
         lam = _Schedule(self.xe_steps, cfg.optim.schedule == "cosine",
                         t.scst_lr / cfg.optim.lr if t.scst_epochs else None)
@@ -286,10 +286,7 @@ class CaptionSession:
         refs = [c for _, c in val_labels]
         # the search scores every candidate on the training labels: on at most
         # CONSTANT_SEARCH_VIDEOS evenly spaced training videos (it is the slowest part otherwise)
-        step = math.ceil(len(self.train_refs) / CONSTANT_SEARCH_VIDEOS)
-        search = self.train_refs[::step]
-        b = scores.best_constant_bleu1(search)
-        c = scores.best_constant_cider(search, [b])
+        b, c = scores.best_constants(self.train_refs, CONSTANT_SEARCH_VIDEOS)
         self.constants = {"bleu1": b, "cider": c}
         out["const_bleu1_course"] = scores.course_bleu1({v: b for v, _ in val_labels}, val_labels)
         out["const_cider_d"] = scores.cider_d([c] * len(refs), refs)[0]
