@@ -36,7 +36,7 @@ def tagger_pairs(run: Path, root: Path, split: str) -> int | None:
     truth = read_info(root)["truth"]
     with torch.no_grad():
         tags = torch.sigmoid(model.encode_tagged(torch.from_numpy(
-            load_features(s.feature_dir, s.ids, cfg.data.frame_stride)))[3])
+            load_features(s.feature_dir, s.ids, cfg.data.frame_stride)))[3].tags)
     right = 0
     for i, vid in enumerate(s.ids):
         if len(truth[vid]) != 2:

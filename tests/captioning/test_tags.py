@@ -38,7 +38,8 @@ def test_tag_probabilities_join_every_context_and_the_checklist_zeroes_said_tags
 
     model = _model(tag_checklist=True)
     feats = torch.rand(2, 5, 8)
-    enc, keys, state, tags = model.encode_tagged(feats)
+    enc, keys, state, heads = model.encode_tagged(feats)
+    tags = heads.tags
     assert tags.shape == (2, 3) and enc.shape == (2, 5, 16 + 3)
     assert torch.allclose(enc[:, :, -3:], torch.sigmoid(tags)[:, None].expand(2, 5, 3))
     h, said = state

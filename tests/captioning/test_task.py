@@ -170,8 +170,8 @@ def test_study_file_validates():
     import dlab
 
     study = load_study(Path(dlab.__file__).parent / "studies" / "builtin" / "clemson-hw2.toml")
-    assert [q.key for q in study.questions] == ["captioner", "tags", "attention", "sampling",
-                                                      "self-critical"]
+    assert [q.key for q in study.questions] == ["captioner", "tags", "slots", "attention",
+                                                      "sampling", "self-critical"]
 
 
 def test_frame_differences_feed_the_encoder_the_motion():
@@ -208,7 +208,7 @@ def test_video_context_puts_the_frame_mean_in_every_context():
 
     torch.manual_seed(0)
     model = S2VT(10, 8, CaptionModelConfig(hidden=16, embed=8, video_context="mean",
-                                           tags=0)).eval()
+                                           tags=0, slots=False)).eval()
     feats = torch.rand(2, 5, 8)
     enc, keys, state = model.encode(feats)
     assert enc.shape == (2, 5, 32) and keys.shape == (2, 5, 16)

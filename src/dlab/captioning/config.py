@@ -59,6 +59,13 @@ class CaptionModelConfig:
     tags: int = 64
     tag_max_share: float = 0.5
     tag_checklist: bool = True  # the decoder sees only the tags it has not said yet
+    # digit slots: per digit a track over the frames says whether it is in the video and how
+    # it moves (trained on the digits and motions the references name, as `parse` reads
+    # them), and the decoder attends over the slots (see `model`). Needs captions that name
+    # digits (the synthetic set's); false for other captions
+    slots: bool = True
+    slot_cells: int = 16  # numbers per slot and frame
+    slot_hidden: int = 64  # the slot tracks' GRU
 
 
 @dataclass(frozen=True)
@@ -85,8 +92,13 @@ class CaptionTrainConfig:
     decode: str = "beam"  # the decoder of the final metrics ("greedy" or "beam"); both reported
     beam_width: int = 3
     length_norm: float = 0.7  # beam: rank hypotheses by log p / length ** length_norm
+    # with model.slots: greedy and beam search name exactly the digits the slots find, each
+    # with its slot's motion (`decode.SlotRules`); the decoder picks the words around them
+    follow_slots: bool = True
     tag_weight: float = 1.0  # the tag loss (binary cross-entropy, summed over tags) beside the
     # caption loss, with model.tags > 0
+    slot_weight: float = 1.0  # the slot loss (presence binary cross-entropy summed over the
+    # slots, plus the motion cross-entropy of each digit in the video), with model.slots
     examples: int = 6  # example videos in the figures
     # temporal augmentation of the training videos: every frame_stride-th frame from a random
     # offset each time a video is drawn (rather than from frame 0; all 80 frames stay in
@@ -122,9 +134,9 @@ class CaptionConfig:
 
     def hash(self) -> str:
         # "defaults N": the defaults changed (2: tags, checklist, temporal jitter, 12 epochs;
-        # 3: 6 self-critical epochs after those 12, 3000 training videos), so a run of older
-        # defaults is not found again as one of the new
-        return config_key(self, "caption (defaults 3)")
+        # 3: 6 self-critical epochs after those 12, 3000 training videos; 4: digit slots), so
+        # a run of older defaults is not found again as one of the new
+        return config_key(self, "caption (defaults 4)")
 
     def continues(self, shorter: "CaptionConfig") -> bool:
         """Never: the cosine and scheduled-sampling schedules depend on the run's length."""
@@ -164,6 +176,10 @@ def resolve(data: dict[str, Any] | None = None) -> CaptionConfig:
            f"data.frame_stride = {d.frame_stride})")
     _check(m.tags >= 0, f"model.tags = {m.tags}; expected >= 0 (0 = no tags)")
     _check(m.tags == 0 or m.attention, "model.tags > 0 needs model.attention = true")
+    _check(not m.slots or m.attention, "model.slots = true needs model.attention = true")
+    _check(m.slot_cells >= 1 and m.slot_hidden >= 1,
+           "model.slot_cells and model.slot_hidden must be >= 1")
+    _check(t.slot_weight >= 0, f"train.slot_weight = {t.slot_weight}; expected >= 0")
     _check(0 < m.tag_max_share <= 1, f"model.tag_max_share = {m.tag_max_share}; expected 0 < "
            "share <= 1")
     _check(0 <= t.reverse_prob <= 1, f"train.reverse_prob = {t.reverse_prob}; expected 0..1")

@@ -18,17 +18,95 @@ word was fed to the decoder, 1 before (`word_tags`: vocabulary id -> tag, set by
 session); the decoder state then carries the said-tags vector last (GRU: (h, said); LSTM:
 (h, c, said)).
 
+Digit slots (`slots`; after slot-based object-centric readers, with the binding supervised by
+the references, as the tags are): one slot per digit the caption parser (`parse`) knows. Per
+frame, a linear map of the standardized features (feature dropout first) gives each slot
+`slot_cells` numbers; a bidirectional GRU shared by the slots reads each slot's sequence over
+the frames, and from its mean and maximum over time a head says whether the digit is in the
+video (presence logit) and one says its motion (`parse.MOTIONS` logits); a head on the mean and
+the maximum over frames of the standardized features counts the digits. The session trains
+the three on the digits and motions the references name, and nothing else trains them (the
+decoder reads them without gradients). The decoder attends over the slots beside the frames,
+with a query from its state and the word just fed: each slot's key is a learnt identity plus a
+map of its value; the value is 1 for the digits taken as present (as many as the count says,
+the likeliest first; `DigitSlots.present`) and 0 for the others, then that times the motion
+probabilities; the slot context is the attention weights (which slot) and the weighted values.
+So after saying a digit the decoder can look up that digit's motion: the binding of motions to
+digits that frame attention alone did not learn (BENCHMARKS.md).
+
 Scheduled sampling: at each decoder step after the first, each caption independently feeds
 its own previous argmax word instead of the reference word with probability `sample_prob`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from dlab.captioning.config import CaptionModelConfig
+from dlab.captioning.parse import MOTIONS, NUMBER_WORDS, word_roles
+
+
+SLOT_ATTENTION = 32  # the slot attention's width
+
+
+class Heads(NamedTuple):
+    """The supervised heads of an encoded batch (each None when off): tag logits (B, tags),
+    slot presence logits (B, slots), slot motion logits (B, slots, motions) and digit count
+    logits (B, slots + 1)."""
+
+    tags: torch.Tensor | None = None
+    presence: torch.Tensor | None = None
+    motion: torch.Tensor | None = None
+    count: torch.Tensor | None = None
+
+
+class DigitSlots(nn.Module):
+    """Per-digit tracks of standardized features (B, T, F) -> (presence logits (B, S), motion
+    logits (B, S, M), count logits (B, S + 1)); see the module doc."""
+
+    def __init__(self, feat_dim: int, cells: int, hidden: int, dropout: float):
+        super().__init__()
+        self.slots, self.cells, self.hidden = len(NUMBER_WORDS), cells, hidden
+        self.drop = nn.Dropout1d(dropout)
+        self.maps = nn.Linear(feat_dim, self.slots * cells)
+        self.track = nn.GRU(cells, hidden, batch_first=True, bidirectional=True)
+        self.presence = nn.Linear(2 * hidden, 1)
+        self.motion = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
+                                    nn.Linear(hidden, len(MOTIONS)))
+        self.count = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * feat_dim, self.slots + 1))
+        # the digit counts some training video has (`set_counts`): the only counts `present`
+        # takes (the count head said 5 or 6 for some videos of a still digit)
+        self.register_buffer("count_seen", torch.ones(self.slots + 1, dtype=torch.bool))
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, t, _ = z.shape
+        maps = self.maps(self.drop(z.transpose(1, 2)).transpose(1, 2))
+        seq = maps.view(b, t, self.slots, self.cells).transpose(1, 2).reshape(-1, t, self.cells)
+        out = self.track(seq)[0]
+        out = out[..., :self.hidden] + out[..., self.hidden:]  # the two directions
+        pooled = torch.cat([out.mean(1), out.amax(1)], 1)
+        return (self.presence(pooled).view(b, self.slots),
+                self.motion(pooled).view(b, self.slots, len(MOTIONS)),
+                self.count(torch.cat([z.mean(1), z.amax(1)], 1)))
+
+    @torch.no_grad()
+    def set_counts(self, counts: list[int]) -> None:
+        """The training videos' digit counts."""
+        self.count_seen.zero_()
+        self.count_seen[torch.tensor(sorted(set(counts)), dtype=torch.long)] = True
+
+    def present(self, presence: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """(B, S) 1.0 for the digits taken as present: as many as the count head says (of the
+        counts seen in training), those of the largest presence logits. Better than each
+        presence logit above 0 alone: two-digit test videos got the right digits 17 / 23 that
+        way, 20-23 / 23 this way (a slot reader alone; BENCHMARKS.md)."""
+        rank = presence.argsort(1, descending=True).argsort(1)
+        n = count.masked_fill(~self.count_seen, float("-inf")).argmax(1, keepdim=True)
+        return (rank < n).float()
 
 
 class S2VT(nn.Module):
@@ -59,6 +137,20 @@ class S2VT(nn.Module):
                                           nn.Linear(2 * feat_dim, cfg.tags))
             ctx += cfg.tags
             self.register_buffer("word_tags", torch.zeros(vocab_size, cfg.tags))
+        self.slots = None
+        if cfg.slots:
+            self.slots = DigitSlots(feat_dim, cfg.slot_cells, cfg.slot_hidden, cfg.dropout)
+            n, values, a = self.slots.slots, 1 + len(MOTIONS), SLOT_ATTENTION
+            self.slot_id = nn.Parameter(0.1 * torch.randn(n, a))
+            self.slot_key = nn.Linear(values, a)
+            self.slot_query = nn.Linear(h, a)
+            self.slot_word = nn.Linear(cfg.embed, a, bias=False)
+            # the digit and the motion (`parse.MOTIONS` index) each vocabulary word names, -1
+            # for none (`set_slot_words`; for decoding that follows the slots, `decode`)
+            self.register_buffer("word_digit", torch.full((vocab_size,), -1, dtype=torch.long))
+            self.register_buffer("word_motion", torch.full((vocab_size,), -1, dtype=torch.long))
+            self.slot_v = nn.Linear(a, 1, bias=False)
+            ctx += n + values
         self.decoder = cell(cfg.embed + ctx, h)
         if cfg.attention:
             self.att_enc = nn.Linear(h, h, bias=False)
@@ -87,11 +179,13 @@ class S2VT(nn.Module):
         return diff if self.frame_diff == "only" else torch.cat([x, diff], 2)
 
     def encode(self, feats: torch.Tensor):
-        """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state)."""
+        """(B, T, F) -> (encoder outputs (B, T, H), attention keys or None, decoder state).
+        With slots the keys are (frame keys (B, T, H), slot keys (B, S, H), slot values
+        (B, S, 1 + motions))."""
         return self.encode_tagged(feats)[:3]
 
     def encode_tagged(self, feats: torch.Tensor):
-        """`encode`'s three and the tag logits (B, tags) or None."""
+        """`encode`'s three and the supervised `Heads`."""
         z = (feats - self.feat_mean) / self.feat_std  # standardized once: encoder and tagger
         x = self.feat_drop(self._with_diff(z).transpose(1, 2))
         frames = self.proj(x.transpose(1, 2))
@@ -109,13 +203,29 @@ class S2VT(nn.Module):
         if self.checklist:
             said = enc.new_zeros(len(enc), self.tags)
             state = (state, said) if self.cell_kind == "gru" else (*state, said)
-        return enc, keys, state, tags
+        heads = Heads(tags)
+        if self.slots is not None:
+            presence, motion, count = self.slots(z)
+            # what the decoder reads of the slots, without gradients to them: their own
+            # supervision alone trains them (the caption loss through them made them worse)
+            p = self.slots.present(presence.detach(), count.detach())[..., None]
+            values = torch.cat([p, p * torch.softmax(motion.detach(), 2)], 2)
+            keys = (keys, self.slot_id + self.slot_key(values), values)
+            heads = Heads(tags, presence, motion, count)
+        return enc, keys, state, heads
 
     @torch.no_grad()
     def set_tag_words(self, word_ids: list[int]) -> None:
         """Tag k is the word of vocabulary id `word_ids[k]` (for the checklist)."""
         self.word_tags.zero_()
         self.word_tags[torch.tensor(word_ids), torch.arange(len(word_ids))] = 1.0
+
+    @torch.no_grad()
+    def set_slot_words(self, words: list[str]) -> None:
+        """The vocabulary's words (in id order), for `word_digit` and `word_motion`."""
+        digits, motions = word_roles(words)
+        self.word_digit.copy_(torch.tensor(digits))
+        self.word_motion.copy_(torch.tensor(motions))
 
     def step(self, words: torch.Tensor, state, enc: torch.Tensor, keys):
         """One decoder step: (logits (B, V), new state, attention weights (B, T) or None)."""
@@ -127,6 +237,8 @@ class S2VT(nn.Module):
         h = state if self.cell_kind == "gru" else state[0]
         x = self.embed(words)
         weights = ctx = None
+        if self.slots is not None:
+            keys, slot_keys, slot_values = keys
         if self.attention:
             scores = self.att_v(torch.tanh(keys + self.att_dec(h)[:, None])).squeeze(2)
             weights = torch.softmax(scores, 1)
@@ -134,6 +246,12 @@ class S2VT(nn.Module):
             if said is not None:  # the tags not said yet
                 k = self.tags
                 ctx = torch.cat([ctx[:, :-k], ctx[:, -k:] * (1 - said)], 1)
+            if self.slots is not None:  # which digit, and its presence and motion
+                query = self.slot_query(h) + self.slot_word(x)  # the word just said, too
+                slot_scores = self.slot_v(torch.tanh(slot_keys + query[:, None]))
+                slot_weights = torch.softmax(slot_scores.squeeze(2), 1)
+                slot_ctx = torch.bmm(slot_weights[:, None], slot_values).squeeze(1)
+                ctx = torch.cat([ctx, slot_weights, slot_ctx], 1)
             x = torch.cat([x, ctx], 1)
         state = self.decoder(x, state)
         h = state if self.cell_kind == "gru" else state[0]
@@ -144,12 +262,12 @@ class S2VT(nn.Module):
 
     def forward(self, feats: torch.Tensor, inputs: torch.Tensor, sample_prob: float = 0.0,
                 generator: torch.Generator | None = None, owners: torch.Tensor | None = None,
-                with_tags: bool = False):
+                with_heads: bool = False):
         """Teacher-forced logits (C, L, V) for decoder inputs (C, L) (`<BOS>` first); caption
         i belongs to video `owners[i]` of `feats` (default: video i), so each video is encoded
-        once however many of its captions are decoded. `with_tags`: (logits, the videos' tag
-        logits (B, tags) or None)."""
-        enc, keys, state, tags = self.encode_tagged(feats)
+        once however many of its captions are decoded. `with_heads`: (logits, the videos'
+        `Heads`)."""
+        enc, keys, state, heads = self.encode_tagged(feats)
         if owners is not None:
             enc, keys, state = encoded_rows((enc, keys, state), owners)
         logits, words = [], inputs[:, 0]
@@ -163,7 +281,7 @@ class S2VT(nn.Module):
                     words = torch.where(pick & (words != 0), own, words)
             out, state, _ = self.step(words, state, enc, keys)
             logits.append(out)
-        return (torch.stack(logits, 1), tags) if with_tags else torch.stack(logits, 1)
+        return (torch.stack(logits, 1), heads) if with_heads else torch.stack(logits, 1)
 
 
 def state_rows(state, rows: torch.Tensor):
@@ -174,7 +292,18 @@ def state_rows(state, rows: torch.Tensor):
 def encoded_rows(encoded, rows: torch.Tensor):
     """`S2VT.encode`'s (outputs, keys, decoder state) for the videos `rows` (repeats allowed)."""
     enc, keys, state = encoded
-    return enc[rows], None if keys is None else keys[rows], state_rows(state, rows)
+    return enc[rows], None if keys is None else state_rows(keys, rows), state_rows(state, rows)
+
+
+def slot_loss(heads: Heads, targets: torch.Tensor) -> torch.Tensor:
+    """The slot loss summed over the batch, for `parse.slot_targets` rows (B, slots): each
+    slot's presence binary cross-entropy, the count's cross-entropy, and for each digit in the
+    video its motion cross-entropy."""
+    present = targets >= 0
+    loss = F.binary_cross_entropy_with_logits(heads.presence, present.float(), reduction="sum")
+    loss = loss + F.cross_entropy(heads.count, present.sum(1), reduction="sum")
+    return loss + F.cross_entropy(heads.motion.flatten(0, 1), targets.flatten(),
+                                  ignore_index=-1, reduction="sum")
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

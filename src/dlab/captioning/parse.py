@@ -36,6 +36,29 @@ def parse_caption(caption: str) -> list[tuple[int, str | None]]:
     return [(d, m) for d, m in out]
 
 
+def word_roles(words: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Per word: the digit it names (-1: none) and the index in `MOTIONS` of the motion it
+    names (-1: none), as `parse_caption` reads them."""
+    digits = [_DIGIT_OF.get(w, -1) for w in words]
+    motions = [MOTIONS.index(_MOTION_OF[w]) if w in _MOTION_OF else -1 for w in words]
+    return digits, motions
+
+
+def slot_targets(references: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Per video, per digit 0-9: the index in `MOTIONS` of the digit's motion, or -1 where the
+    digit is not in the video, by the (digit, motion) pairs most of the video's references
+    name (pairs without a motion left out; ties: the first such set in reference order)."""
+    out = []
+    for refs in references:
+        votes = Counter(tuple(sorted({(d, m) for d, m in parse_caption(r) if m is not None}))
+                        for r in refs)
+        row = [-1] * len(NUMBER_WORDS)
+        for d, m in votes.most_common(1)[0][0] if votes else ():
+            row[d] = MOTIONS.index(m)
+        out.append(row)
+    return out
+
+
 def named_right(caption: str, truth: Sequence[tuple[int, str]]) -> bool:
     """Whether `caption` names exactly the digits and motions of `truth`."""
     return Counter(parse_caption(caption)) == Counter((int(d), m) for d, m in truth)

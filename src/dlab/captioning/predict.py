@@ -13,6 +13,7 @@ from dlab.captioning.course import FEATURE_DIM, load_features, read_id_list
 from dlab.captioning.model import S2VT
 from dlab.captioning.text import Vocabulary
 from dlab.errors import DlabError
+from dlab.io import atomic_write_bytes
 from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.evaluate import resolve_device
 
@@ -23,12 +24,19 @@ def load_captioner(path: str | Path, device: torch.device):
     if meta.get("task") != "caption":
         raise DlabError(f"checkpoint {str(path)!r} is of task {meta.get('task')!r}; expected "
                         "'caption'")
-    cfg = resolve(meta["config"])
+    config = meta["config"]
+    if "slots" not in config.get("model", {}):  # written before digit slots existed: none
+        config = {**config, "model": {**config.get("model", {}), "slots": False}}
+    cfg = resolve(config)
     vocab = Vocabulary(tuple(meta["vocab"]))
     # the tag words found (at most model.tags)
     tags = len(meta.get("tag_words", ())) if cfg.model.tags else 0
     model = S2VT(len(vocab), FEATURE_DIM, dataclasses.replace(cfg.model, tags=tags)).to(device)
-    model.load_state_dict(ckpt.model_state(tensors))
+    try:
+        model.load_state_dict(ckpt.model_state(tensors))
+    except RuntimeError:
+        raise DlabError(f"checkpoint {str(path)!r}: its weights do not fit the captioner its "
+                        "config describes in this version of dlab") from None
     return model.eval(), cfg, vocab
 
 
@@ -45,12 +53,13 @@ def predict_file(checkpoint: str | Path, feature_dir: Path, ids_path: Path, out:
     for i in range(0, len(ids), 64):
         chunk = ids[i:i + 64]
         feats = torch.from_numpy(load_features(feature_dir, chunk, cfg.data.frame_stride)).to(dev)
+        t = cfg.train
         if method == "greedy":
-            seqs, _ = decoding.greedy(model, feats, cfg.data.max_words)
+            seqs, _ = decoding.greedy(model, feats, cfg.data.max_words, t.follow_slots)
         else:
-            seqs = decoding.beam(model, feats, cfg.train.beam_width, cfg.data.max_words,
-                                 cfg.train.length_norm)
+            seqs = decoding.beam(model, feats, t.beam_width, cfg.data.max_words,
+                                 t.length_norm, t.follow_slots)
         lines += [f"{v},{vocab.decode(s)}\n" for v, s in zip(chunk, seqs)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(lines), encoding="utf-8")
+    atomic_write_bytes(out, "".join(lines).encode("utf-8"))
     return len(lines)

@@ -6,7 +6,9 @@ reference) pairs per video, `batch_size` videos per step in a random order (both
 session's generator; each video is encoded once per step for all its captions). A step is one
 Adam update of the per-caption mean cross-entropy under scheduled sampling, plus
 `train.tag_weight` times the tagger's binary cross-entropy (with `model.tags`; the tag words
-are picked from the training captions, `text.tag_words`, and kept in the checkpoint). With
+are picked from the training captions, `text.tag_words`, and kept in the checkpoint), plus
+`train.slot_weight` times the digit slots' loss (with `model.slots`; the targets are the
+digits and motions the references name, `parse.slot_targets`). With
 `train.temporal_jitter` every frame stays in memory and each draw of a video takes every
 `frame_stride`-th frame from a random offset. The last `train.scst_epochs` epochs are
 self-critical (Rennie et al. 2017): a step samples `train.scst_samples` captions per video
@@ -37,8 +39,8 @@ from dlab.captioning import decode, scores
 from dlab.captioning.config import CaptionConfig, sampling_probability
 from dlab.captioning.course import FEATURE_DIM, CaptionSplit, load_features, read_split
 from dlab.captioning.dataset import dataset_root
-from dlab.captioning.model import S2VT, caption_loss
-from dlab.captioning.parse import named_right_rate
+from dlab.captioning.model import S2VT, Heads, caption_loss, slot_loss
+from dlab.captioning.parse import named_right_rate, slot_targets
 from dlab.captioning.synth import read_info
 from dlab.captioning.text import Vocabulary, tag_targets, tag_words
 from dlab.errors import DlabError
@@ -97,11 +99,31 @@ class CaptionSession:
                             f"by at most model.tag_max_share = {m.tag_max_share} of the videos")
         self.tag_targets = torch.tensor(tag_targets(train.captions, self.tag_words),
                                         device=self.device) if m.tags else None
+        self.slot_targets = None
+        if m.slots:
+            targets = slot_targets(train.captions)
+            if all(t < 0 for row in targets for t in row):
+                raise DlabError("model.slots = true: no training caption names a digit and its "
+                                "motion (as dlab.captioning.parse reads them); set "
+                                "model.slots = false for captions other than the synthetic "
+                                "set's")
+            self.slot_targets = torch.tensor(targets, device=self.device)
+            self.digit_counts = [sum(t >= 0 for t in row) for row in targets]
         self.model = S2VT(len(self.vocab), FEATURE_DIM,
                           dataclasses.replace(m, tags=len(self.tag_words))).to(self.device)
         if m.tags:
             self.model.set_tag_words([self.vocab.index[w] for w in self.tag_words])
+        if m.slots:
+            self.model.set_slot_words(list(self.vocab.words))
+            self.model.slots.set_counts(self.digit_counts)
         self.model.set_feature_stats(self.train.feats[:, ::cfg.data.frame_stride])
+        # the digit slots learn from their own loss alone (the decoder reads them without
+        # gradients), so their gradient is clipped on its own: clipped together with the
+        # caption loss's, their steps shrank with it and they named two-digit videos' motions
+        # right 9 / 23 instead of 16-19 / 23 (BENCHMARKS.md)
+        slots = set(map(id, self.model.slots.parameters())) if self.model.slots else set()
+        self.clip_groups = [[p for p in self.model.parameters() if id(p) not in slots],
+                            [p for p in self.model.parameters() if id(p) in slots]]
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                weight_decay=cfg.optim.weight_decay)
         self.steps_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
@@ -167,10 +189,10 @@ class CaptionSession:
         p = self.sample_prob()
         k = self.cfg.train.captions_per_video
         owners = torch.arange(len(videos), device=self.device).repeat_interleave(k)
-        logits, tags = self.model(self._frames(videos), ids[:, :-1], p, self.generator,
-                                  owners, with_tags=True)
+        logits, heads = self.model(self._frames(videos), ids[:, :-1], p, self.generator,
+                                   owners, with_heads=True)
         loss = caption_loss(logits, ids[:, 1:]).sum() / k  # per video: its captions' mean
-        self._update(loss, tags, videos)
+        self._update(loss, heads, videos)
         n = len(videos)
         return {"n": n, "loss": loss.detach(),
                 "sample_prob": torch.tensor(p * n, device=self.device)}
@@ -179,7 +201,7 @@ class CaptionSession:
         """Self-critical: `scst_samples` sampled captions per video, each weighted by its
         reward minus the mean reward of the video's other samples."""
         k = self.cfg.train.scst_samples
-        enc, keys, state, tags = self.model.encode_tagged(self._frames(videos))
+        enc, keys, state, heads = self.model.encode_tagged(self._frames(videos))
         ids, logp = decode.sample(self.model, (enc, keys, state), k, self.cfg.data.max_words,
                                   self.generator)
         owners = videos.repeat_interleave(k).tolist()
@@ -188,7 +210,7 @@ class CaptionSession:
         baseline = (reward.sum(1, keepdim=True) - reward) / (k - 1)
         advantage = (reward - baseline).view(-1).to(self.device)
         loss = -(advantage * logp).sum() / k  # per video: its samples' mean
-        self._update(loss, tags, videos)
+        self._update(loss, heads, videos)
         n = len(videos)
         return {"n": n, "scst_loss": loss.detach(),
                 "scst_reward": reward.sum().to(self.device) / k}
@@ -202,19 +224,21 @@ class CaptionSession:
             vec = self.cand_vectors[caption] = self.cider.vector(caption)
         return self.cider.score_vectors(vec, self.ref_vectors[video])
 
-    def _update(self, loss: torch.Tensor, tags: torch.Tensor | None, videos: torch.Tensor
-                ) -> None:
-        """One optimizer step on `loss` (summed over the videos) plus the tag loss."""
-        total = loss
-        if tags is not None:
-            tag_loss = F.binary_cross_entropy_with_logits(
-                tags, self.tag_targets[videos], reduction="sum")
-            total = loss + self.cfg.train.tag_weight * tag_loss
+    def _update(self, loss: torch.Tensor, heads: Heads, videos: torch.Tensor) -> None:
+        """One optimizer step on `loss` (summed over the videos) plus the tag and slot
+        losses."""
+        total, t = loss, self.cfg.train
+        if heads.tags is not None:
+            total = total + t.tag_weight * F.binary_cross_entropy_with_logits(
+                heads.tags, self.tag_targets[videos], reduction="sum")
+        if heads.presence is not None:
+            total = total + t.slot_weight * slot_loss(heads, self.slot_targets[videos])
         opt = self.optimizers[MAIN]
         opt.zero_grad(set_to_none=True)
         (total / len(videos)).backward()
         if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            for group in self.clip_groups:
+                torch.nn.utils.clip_grad_norm_(group, self.cfg.optim.grad_clip)
         opt.step()
         self.steps_done += 1
 
@@ -235,12 +259,13 @@ class CaptionSession:
         out: list[list[int]] = []
         for i in range(0, len(s.feats), 64):
             feats = s.feats[i:i + 64]
+            t = self.cfg.train
             if method == "greedy":
-                ids, att = decode.greedy(self.model, feats, max_len)
+                ids, att = decode.greedy(self.model, feats, max_len, t.follow_slots)
                 atts += att
             else:
-                t = self.cfg.train
-                ids = decode.beam(self.model, feats, t.beam_width, max_len, t.length_norm)
+                ids = decode.beam(self.model, feats, t.beam_width, max_len, t.length_norm,
+                                  t.follow_slots)
             out += ids
         return [self.vocab.decode(x) for x in out], atts
 
