@@ -2,7 +2,8 @@
 single- and two-digit videos of the validation split whose digits and motions are named right,
 those with the right digits but a wrong motion, and those with wrong digits; and how many
 two-digit videos the tagger's two most probable digits name right (digit tag = the larger of
-the digit's numeral and number-word tag).
+the digit's numeral and number-word tag), and how many the digit slots get right (digits and
+motions).
 
     python bench/caption_errors.py RUN_DIR [RUN_DIR ...] [--decode beam]
 """
@@ -18,34 +19,41 @@ from pathlib import Path
 import torch
 
 from dlab.captioning.course import load_features, read_split
-from dlab.captioning.parse import NUMBER_WORDS, named_right, parse_caption
+from dlab.captioning.parse import MOTIONS, NUMBER_WORDS, named_right, parse_caption
 from dlab.captioning.predict import load_captioner
 from dlab.captioning.synth import read_info
 from dlab.results import read_result
 from dlab.torch_engine import checkpoint as ckpt
 
 
-def tagger_pairs(run: Path, root: Path, split: str) -> int | None:
-    """Two-digit videos whose two most probable digit tags are their digits."""
+def head_pairs(run: Path, root: Path, split: str) -> tuple[int | None, int | None]:
+    """Two-digit videos whose two most probable digit tags are their digits, and those whose
+    digit slots (the digits taken as present, each slot's likeliest motion) are their digits
+    and motions; None for a model without tags / slots."""
     path = run / "checkpoints" / "last"
     model, cfg, _ = load_captioner(path, torch.device("cpu"))
     words = ckpt.read_checkpoint(path)[0].get("tag_words") or []
-    if not model.tags:
-        return None
     s = read_split(root, split)
     truth = read_info(root)["truth"]
     with torch.no_grad():
-        tags = torch.sigmoid(model.encode_tagged(torch.from_numpy(
-            load_features(s.feature_dir, s.ids, cfg.data.frame_stride)))[3].tags)
-    right = 0
+        _, keys, _, heads = model.encode_tagged(torch.from_numpy(
+            load_features(s.feature_dir, s.ids, cfg.data.frame_stride)))
+    tagged = slotted = 0
     for i, vid in enumerate(s.ids):
         if len(truth[vid]) != 2:
             continue
-        score = [max([float(tags[i, words.index(w)]) for w in (str(d), NUMBER_WORDS[d])
-                      if w in words] or [0.0]) for d in range(10)]
-        top = sorted(range(10), key=lambda d: -score[d])[:2]
-        right += set(top) == {int(d) for d, _ in truth[vid]}
-    return right
+        pairs = {(int(d), m) for d, m in truth[vid]}
+        if model.tags:
+            tags = torch.sigmoid(heads.tags[i])
+            score = [max([float(tags[words.index(w)]) for w in (str(d), NUMBER_WORDS[d])
+                          if w in words] or [0.0]) for d in range(10)]
+            top = sorted(range(10), key=lambda d: -score[d])[:2]
+            tagged += set(top) == {d for d, _ in pairs}
+        if model.slots is not None:
+            values = keys[2][i]
+            slotted += {(d, MOTIONS[int(values[d, 1:].argmax())]) for d in range(10)
+                        if values[d, 0] > 0.5} == pairs
+    return (tagged if model.tags else None), (slotted if model.slots is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     print("| run | named right | single-digit right | two-digit right | two-digit: right "
           "digits, wrong motion | two-digit: wrong digits | tagger's top 2 digits right | "
-          "CIDEr-D |")
-    print("|---|---|---|---|---|---|---|---|")
+          "two-digit: slots right | CIDEr-D |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         result = read_result(run)
         root = Path(result["info"]["dataset"])
@@ -74,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         one = sum(v for (k, _), v in kinds.items() if k == 1)
         two = sum(v for (k, _), v in kinds.items() if k == 2)
         right = kinds[1, "right"] + kinds[2, "right"]
-        pairs = tagger_pairs(run, root, split)
+        pairs, slots = head_pairs(run, root, split)
         cider = result["final"].get(f"{args.decode}_cider_d")
         print(f"| {run.name} | {right / len(lines):.1%} | {kinds[1, 'right']} / {one} | "
               f"{kinds[2, 'right']} / {two} | {kinds[2, 'motion']} / {two} | "
               f"{kinds[2, 'digits']} / {two} | {'–' if pairs is None else f'{pairs} / {two}'} | "
-              f"{cider:.3f} |")
+              f"{'–' if slots is None else f'{slots} / {two}'} | {cider:.3f} |")
     return 0
 
 
