@@ -119,8 +119,8 @@ class CaptionSession:
         self.model.set_feature_stats(self.train.feats[:, ::cfg.data.frame_stride])
         # the digit slots learn from their own loss alone (the decoder reads them without
         # gradients), so their gradient is clipped on its own: clipped together with the
-        # caption loss's, their steps shrank with it and they named two-digit videos' motions
-        # right 9 / 23 instead of 16-19 / 23 (BENCHMARKS.md)
+        # caption loss's, their steps shrank with it and they read 9 / 23 two-digit test
+        # videos right instead of 12-17 / 23 (BENCHMARKS.md)
         slots = set(map(id, self.model.slots.parameters())) if self.model.slots else set()
         self.clip_groups = [[p for p in self.model.parameters() if id(p) not in slots],
                             [p for p in self.model.parameters() if id(p) in slots]]
