@@ -20,13 +20,14 @@ import torch
 
 from dlab.captioning.course import load_features, read_split
 from dlab.captioning.parse import MOTIONS, NUMBER_WORDS, named_right, parse_caption
+from dlab.captioning.model import read_slots
 from dlab.captioning.predict import load_captioner
 from dlab.captioning.synth import read_info
 from dlab.results import read_result
 from dlab.torch_engine import checkpoint as ckpt
 
 
-def head_pairs(run: Path, root: Path, split: str) -> tuple[int | None, int | None]:
+def head_pairs(run: Path, root: Path, split: str, truth: dict) -> tuple[int | None, int | None]:
     """Two-digit videos whose two most probable digit tags are their digits, and those whose
     digit slots (the digits taken as present, each slot's likeliest motion) are their digits
     and motions; None for a model without tags / slots."""
@@ -34,7 +35,6 @@ def head_pairs(run: Path, root: Path, split: str) -> tuple[int | None, int | Non
     model, cfg, _ = load_captioner(path, torch.device("cpu"))
     words = ckpt.read_checkpoint(path)[0].get("tag_words") or []
     s = read_split(root, split)
-    truth = read_info(root)["truth"]
     with torch.no_grad():
         _, keys, _, heads = model.encode_tagged(torch.from_numpy(
             load_features(s.feature_dir, s.ids, cfg.data.frame_stride)))
@@ -50,9 +50,8 @@ def head_pairs(run: Path, root: Path, split: str) -> tuple[int | None, int | Non
             top = sorted(range(10), key=lambda d: -score[d])[:2]
             tagged += set(top) == {d for d, _ in pairs}
         if model.slots is not None:
-            values = keys[2][i]
-            slotted += {(d, MOTIONS[int(values[d, 1:].argmax())]) for d in range(10)
-                        if values[d, 0] > 0.5} == pairs
+            present, motion = read_slots(keys[2][i])
+            slotted += {(d, MOTIONS[int(motion[d])]) for d in range(10) if present[d]} == pairs
     return (tagged if model.tags else None), (slotted if model.slots is not None else None)
 
 
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         one = sum(v for (k, _), v in kinds.items() if k == 1)
         two = sum(v for (k, _), v in kinds.items() if k == 2)
         right = kinds[1, "right"] + kinds[2, "right"]
-        pairs, slots = head_pairs(run, root, split)
+        pairs, slots = head_pairs(run, root, split, truth)
         cider = result["final"].get(f"{args.decode}_cider_d")
         print(f"| {run.name} | {right / len(lines):.1%} | {kinds[1, 'right']} / {one} | "
               f"{kinds[2, 'right']} / {two} | {kinds[2, 'motion']} / {two} | "

@@ -26,6 +26,7 @@ from dlab.captioning.course import load_features, read_split
 from dlab.captioning.dataset import dataset_root
 from dlab.captioning.model import DigitSlots, Heads, slot_loss
 from dlab.captioning.parse import slot_targets
+from dlab.captioning.session import _Schedule  # the captioner's learning-rate factor
 
 
 def main() -> None:
@@ -52,8 +53,7 @@ def main() -> None:
     opt = torch.optim.Adam(slots.parameters(), 2e-3)
     per_epoch = math.ceil(len(xtr) / 16)
     xe = args.epochs * per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.25 if s >= xe else (
-        0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / xe))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _Schedule(xe, True, 5e-4 / 2e-3))
     print(f"{len(xtr)} training videos loaded in {time.perf_counter() - t0:.0f} s")
     print("| epoch | two-digit right | two-digit: right digits | two-digit: motions right "
           "given the digits | single-digit right |")

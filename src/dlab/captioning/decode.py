@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from dlab.captioning.model import encoded_rows, state_rows
+from dlab.captioning.model import encoded_rows, read_slots, state_rows
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -29,8 +29,7 @@ class SlotRules:
 
     def __init__(self, model, slot_values: torch.Tensor):
         self.digit_of, self.motion_of = model.word_digit, model.word_motion
-        self.present = slot_values[..., 0] > 0.5  # (N, slots)
-        self.motion = slot_values[..., 1:].argmax(2)  # (N, slots)
+        self.present, self.motion = read_slots(slot_values)  # (N, slots) each
         self.said = torch.zeros_like(self.present)
         # the digit said last whose motion word has not come yet, -1 for none
         self.pending = torch.full((len(slot_values),), -1, dtype=torch.long,

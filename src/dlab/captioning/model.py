@@ -295,6 +295,12 @@ def encoded_rows(encoded, rows: torch.Tensor):
     return enc[rows], None if keys is None else state_rows(keys, rows), state_rows(state, rows)
 
 
+def read_slots(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What slot values (..., S, 1 + motions) (`S2VT.encode`'s keys[2]) say: which digits are
+    taken as present (..., S) bool, and each slot's motion, an index in `parse.MOTIONS`."""
+    return values[..., 0] > 0.5, values[..., 1:].argmax(-1)
+
+
 def slot_loss(heads: Heads, targets: torch.Tensor) -> torch.Tensor:
     """The slot loss summed over the batch, for `parse.slot_targets` rows (B, slots): each
     slot's presence binary cross-entropy, the count's cross-entropy, and for each digit in the

@@ -108,14 +108,13 @@ class CaptionSession:
                                 "model.slots = false for captions other than the synthetic "
                                 "set's")
             self.slot_targets = torch.tensor(targets, device=self.device)
-            self.digit_counts = [sum(t >= 0 for t in row) for row in targets]
         self.model = S2VT(len(self.vocab), FEATURE_DIM,
                           dataclasses.replace(m, tags=len(self.tag_words))).to(self.device)
         if m.tags:
             self.model.set_tag_words([self.vocab.index[w] for w in self.tag_words])
         if m.slots:
             self.model.set_slot_words(list(self.vocab.words))
-            self.model.slots.set_counts(self.digit_counts)
+            self.model.slots.set_counts((self.slot_targets >= 0).sum(1).tolist())
         self.model.set_feature_stats(self.train.feats[:, ::cfg.data.frame_stride])
         # the digit slots learn from their own loss alone (the decoder reads them without
         # gradients), so their gradient is clipped on its own: clipped together with the
@@ -257,9 +256,9 @@ class CaptionSession:
         self.model.eval()
         max_len, atts = self.cfg.data.max_words, []
         out: list[list[int]] = []
+        t = self.cfg.train
         for i in range(0, len(s.feats), 64):
             feats = s.feats[i:i + 64]
-            t = self.cfg.train
             if method == "greedy":
                 ids, att = decode.greedy(self.model, feats, max_len, t.follow_slots)
                 atts += att
