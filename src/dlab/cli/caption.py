@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dlab.captioning.synthspec import SynthSpec
 from dlab.cli.common import add_data_dir, add_device, add_runs_dir, runs_dir
 from dlab.errors import DlabError
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from dlab.captioning.synth import SynthSpec, generate
+    from dlab.captioning.synth import generate
 
-    given = {k: getattr(args, k) for k in ("train", "test", "compositional", "seed",
-                                           "two_digit_fraction", "min_refs", "max_refs",
-                                           "digit_pool", "feature_map")}
-    spec = SynthSpec(**{k: v for k, v in given.items() if v is not None})
+    spec = SynthSpec(**{k: getattr(args, k) for k in ("train", "test", "compositional", "seed",
+                                                       "two_digit_fraction", "min_refs",
+                                                       "max_refs", "digit_pool",
+                                                       "feature_map")})
     out = generate(spec, args.out, args.data_dir, progress=None if args.quiet else print)
     total = spec.train + spec.test + spec.compositional
     print(f"wrote {total} videos ({total * 80 * 4096 * 8 / 1e9:.2f} GB of features) to {out}")
@@ -118,18 +119,25 @@ def register(sub) -> None:
     q = cs.add_parser("synth", help="write a synthetic captioned moving-digit set in the "
                                     "course layout")
     q.add_argument("out", type=Path, help="a new folder")
-    # a flag left out (None) takes SynthSpec's default: 3000 / 80 / 80 videos, seed 1, ...
-    q.add_argument("--train", type=int, help="training videos (default 3000)")
-    q.add_argument("--test", type=int, help="random test split videos (default 80)")
-    q.add_argument("--compositional", type=int, help="compositional split videos (default 80)")
-    q.add_argument("--seed", type=int)
-    q.add_argument("--two-digit-fraction", type=float, help="default 0.3")
-    q.add_argument("--min-refs", type=int, help="references per video, at least (default 5)")
-    q.add_argument("--max-refs", type=int, help="references per video, at most (default 20)")
-    q.add_argument("--digit-pool", type=int,
-                   help="MNIST images per digit (0 = all; default 10); without MNIST: glyphs")
-    q.add_argument("--feature-map", type=int, choices=(1, 2),
-                   help="1: random filters only; 2 (default): also class evidence per place")
+    d = SynthSpec()  # the defaults
+    q.add_argument("--train", type=int, default=d.train, help="training videos (%(default)s)")
+    q.add_argument("--test", type=int, default=d.test,
+                   help="random test split videos (%(default)s)")
+    q.add_argument("--compositional", type=int, default=d.compositional,
+                   help="compositional split videos (%(default)s)")
+    q.add_argument("--seed", type=int, default=d.seed,
+                   help="draws of digits, motions and captions (%(default)s)")
+    q.add_argument("--two-digit-fraction", type=float, default=d.two_digit_fraction,
+                   help="share of videos with two digits (%(default)s)")
+    q.add_argument("--min-refs", type=int, default=d.min_refs,
+                   help="references per video, at least (%(default)s)")
+    q.add_argument("--max-refs", type=int, default=d.max_refs,
+                   help="references per video, at most (%(default)s)")
+    q.add_argument("--digit-pool", type=int, default=d.digit_pool,
+                   help="MNIST images per digit (0 = all; %(default)s); without MNIST: glyphs")
+    q.add_argument("--feature-map", type=int, choices=(1, 2), default=d.feature_map,
+                   help="1: random filters only; 2: also class evidence per place "
+                        "(%(default)s)")
     q.add_argument("--quiet", action="store_true")
     add_data_dir(q)
     q.set_defaults(func=cmd_synth)
