@@ -107,6 +107,31 @@ def test_slots_learn_the_training_videos_digits_and_motions(tmp_path):
     assert np.mean((motion.argmax(2) == targets)[seen].numpy()) >= 0.9
 
 
+def test_mixed_videos_pair_single_digit_videos_of_different_digits():
+    import torch
+
+    from dlab.captioning.model import mixed_videos
+
+    h, v, s = (MOTIONS.index(m) for m in ("horizontal", "vertical", "still"))
+    targets = torch.full((6, 10), -1)
+    targets[0, 3], targets[1, 5], targets[2, 3], targets[4, 7] = h, v, s, s  # single digits
+    targets[3, 1], targets[3, 2] = h, v  # a two-digit video is never mixed; 5 names none
+    z = torch.randn(6, 4, 3)
+    seen = set()
+    for seed in range(40):
+        mixed, rows = mixed_videos(z, targets, 1.0, torch.Generator().manual_seed(seed))
+        assert len(mixed) == len(rows) <= 2
+        for feats, row in zip(mixed, rows):
+            # two single-digit videos of different digits: both digits with their motions,
+            # and the larger feature of the two, frame by frame
+            (i, j), = [(i, j) for i in (0, 1, 2, 4) for j in (0, 1, 2, 4) if i < j
+                       and torch.equal(feats, torch.maximum(z[i], z[j]))]
+            assert torch.equal(row, torch.maximum(targets[i], targets[j]))
+            seen.add(tuple((row >= 0).nonzero().flatten().tolist()))
+    assert seen == {(3, 5), (3, 7), (5, 7)}  # never the two 3s
+    assert len(mixed_videos(z, targets, 0.0)[0]) == 0
+
+
 def test_slot_config_errors_name_the_key(tmp_path):
     from dlab.captioning.synth import SynthSpec, generate
     from dlab.tasks import get_task
@@ -119,6 +144,8 @@ def test_slot_config_errors_name_the_key(tmp_path):
         task.resolve({"model": {"slot_cells": 0}})
     with pytest.raises(DlabError, match="train.slot_weight = -1"):
         task.resolve({"train": {"slot_weight": -1}})
+    with pytest.raises(DlabError, match="train.slot_mix = 1.5; expected 0 to 1"):
+        task.resolve({"train": {"slot_mix": 1.5}})
     # captions that name no digit (as a course set's): slots are an error before any work
     root = generate(SynthSpec(train=4, test=2, compositional=2, seed=4), tmp_path / "set")
     labels = json.loads((root / "training_label.json").read_text())

@@ -57,6 +57,14 @@ def test_train_resume_predict_and_score(tiny_root, tmp_path, capsys):
                 "const_bleu1_course"):
         assert resumed["final"][key] is not None
     assert (run / "attention.png").is_file() and list((run / "examples").glob("*.png"))
+    # each example says what the digit slots read: "<digit> <motion>, ..."
+    from dlab.captioning.parse import MOTIONS
+    shown = [json.loads(p.read_text()) for p in (run / "examples").glob("*.json")]
+    assert len(shown) == 2
+    for example in shown:
+        for item in filter(None, example["slots"].split(", ")):
+            digit, motion = item.split()
+            assert digit in "0123456789" and motion in MOTIONS
     assert get_task("caption").report_section(run).count("|") > 20
 
     out = tmp_path / "out.txt"

@@ -67,16 +67,17 @@ def plot_attention(weights: Sequence[np.ndarray], words: Sequence[list[str]],
 
 def plot_examples(frames_npz: Path, ids: Sequence[str], refs: Sequence[list[str]],
                   greedy: Sequence[str], beam: Sequence[str], folder: Path,
-                  strip: int = 8) -> dict[str, Path]:
+                  strip: int = 8, slots: Sequence[str] | None = None) -> dict[str, Path]:
     """`examples/<id>.png` per video: `strip` frames, three references, the greedy and beam
-    captions. Returns {tag: png}."""
+    captions, and what the digit slots read (`slots`, one line per video, when given).
+    Returns {tag: png}."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     with np.load(frames_npz) as frames_of:
         for i, vid in enumerate(ids):
             frames = frames_of[vid]
             picks = np.linspace(0, len(frames) - 1, strip).round().astype(int)
-            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 2.9))
+            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 3.1))
             for ax, t in zip(axes, picks):
                 ax.imshow(frames[t], cmap="gray", vmin=0, vmax=255)
                 ax.set_axis_off()
@@ -84,11 +85,14 @@ def plot_examples(frames_npz: Path, ids: Sequence[str], refs: Sequence[list[str]
             # one reference a line, each cut to the strip's width (~180 characters at 7 pt)
             lines = [f"ref: {_cut(r)}" for r in refs[i][:3]]
             lines += [f"greedy: {_cut(greedy[i])}", f"beam: {_cut(beam[i])}"]
+            if slots is not None:
+                lines.append(f"digit slots read: {slots[i] or 'no digit'}")
             text = "\n".join(lines)
             fig.text(0.01, 0.02, text, fontsize=7, va="bottom")
-            fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.4, wspace=0.05)
+            fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.44, wspace=0.05)
             name = vid.replace("/", "_")
             out[f"example/{name}"] = _save(fig, folder / f"{name}.png", {
                 "id": vid, "frames": picks.tolist(), "references": refs[i],
-                "greedy": greedy[i], "beam": beam[i]})
+                "greedy": greedy[i], "beam": beam[i],
+                **({"slots": slots[i]} if slots is not None else {})})
     return out

@@ -26,7 +26,9 @@ the frames, and from its mean and maximum over time a head says whether the digi
 video (presence logit) and one says its motion (`parse.MOTIONS` logits); a head on the mean and
 the maximum over frames of the standardized features counts the digits. The session trains
 the three on the digits and motions the references name, and nothing else trains them (the
-decoder reads them without gradients). The decoder attends over the slots beside the frames,
+decoder reads them without gradients); they also learn from made-up two-digit videos, two
+single-digit ones combined by the elementwise maximum of their features (`mixed_videos`),
+against reading the other digit's motion. The decoder attends over the slots beside the frames,
 with a query from its state and the word just fed: each slot's key is a learnt identity plus a
 map of its value; the value is 1 for the digits taken as present (as many as the count says,
 the likeliest first; `DigitSlots.present`) and 0 for the others, then that times the motion
@@ -166,9 +168,13 @@ class S2VT(nn.Module):
         self.feat_mean.copy_(flat.mean(0))
         self.feat_std.copy_(flat.std(0).clamp(min=1e-3))
 
+    def standardized(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) features standardized by the training set's statistics."""
+        return (feats - self.feat_mean) / self.feat_std
+
     def inputs(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, T, F) features -> (B, T, F or 2F) standardized encoder inputs (before dropout)."""
-        return self._with_diff((feats - self.feat_mean) / self.feat_std)
+        return self._with_diff(self.standardized(feats))
 
     def _with_diff(self, x: torch.Tensor) -> torch.Tensor:
         """Standardized features -> the encoder inputs of `frame_diff`."""
@@ -186,7 +192,7 @@ class S2VT(nn.Module):
 
     def encode_tagged(self, feats: torch.Tensor):
         """`encode`'s three and the supervised `Heads`."""
-        z = (feats - self.feat_mean) / self.feat_std  # standardized once: encoder and tagger
+        z = self.standardized(feats)  # once: encoder, tagger and slots
         x = self.feat_drop(self._with_diff(z).transpose(1, 2))
         frames = self.proj(x.transpose(1, 2))
         enc, last = self.encoder(frames)
@@ -310,6 +316,25 @@ def slot_loss(heads: Heads, targets: torch.Tensor) -> torch.Tensor:
     loss = loss + F.cross_entropy(heads.count, present.sum(1), reduction="sum")
     return loss + F.cross_entropy(heads.motion.flatten(0, 1), targets.flatten(),
                                   ignore_index=-1, reduction="sum")
+
+
+def mixed_videos(z: torch.Tensor, targets: torch.Tensor, prob: float,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made-up two-digit videos for the slot loss (`train.slot_mix`): the single-digit videos
+    of a batch, standardized features `z` (B, T, F) and `parse.slot_targets` rows `targets`
+    (B, slots), in a random order, taken two by two; a pair of different digits becomes, with
+    probability `prob`, one video: the elementwise maximum of the two videos' features, frame
+    by frame (the features are activations: where two objects are in view a max-pooled
+    network's features are near the larger of the two; the maximum of standardized features is
+    the standardized maximum), with both digits and their motions. Returns (features (N, T, F),
+    targets (N, slots)), N <= B / 2, possibly 0."""
+    single = ((targets >= 0).sum(1) == 1).nonzero().flatten()
+    single = single[torch.randperm(len(single), generator=generator, device=z.device)]
+    a, b = single[0:len(single) - 1:2], single[1::2]
+    keep = ~((targets[a] >= 0) & (targets[b] >= 0)).any(1) & (
+        torch.rand(len(a), generator=generator, device=z.device) < prob)
+    a, b = a[keep], b[keep]
+    return torch.maximum(z[a], z[b]), torch.maximum(targets[a], targets[b])
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

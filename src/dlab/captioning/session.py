@@ -8,7 +8,8 @@ Adam update of the per-caption mean cross-entropy under scheduled sampling, plus
 `train.tag_weight` times the tagger's binary cross-entropy (with `model.tags`; the tag words
 are picked from the training captions, `text.tag_words`, and kept in the checkpoint), plus
 `train.slot_weight` times the digit slots' loss (with `model.slots`; the targets are the
-digits and motions the references name, `parse.slot_targets`). With
+digits and motions the references name, `parse.slot_targets`; with `train.slot_mix` also on
+made-up two-digit videos, `model.mixed_videos`, of the batch's single-digit ones). With
 `train.temporal_jitter` every frame stays in memory and each draw of a video takes every
 `frame_stride`-th frame from a random offset. The last `train.scst_epochs` epochs are
 self-critical (Rennie et al. 2017): a step samples `train.scst_samples` captions per video
@@ -39,8 +40,9 @@ from dlab.captioning import decode, scores
 from dlab.captioning.config import CaptionConfig, sampling_probability
 from dlab.captioning.course import FEATURE_DIM, CaptionSplit, load_features, read_split
 from dlab.captioning.dataset import dataset_root
-from dlab.captioning.model import S2VT, Heads, caption_loss, slot_loss
-from dlab.captioning.parse import named_right_rate, slot_targets
+from dlab.captioning.model import (S2VT, Heads, caption_loss, mixed_videos, read_slots,
+                                   slot_loss)
+from dlab.captioning.parse import MOTIONS, named_right_rate, slot_targets
 from dlab.captioning.synth import read_info
 from dlab.captioning.text import Vocabulary, tag_targets, tag_words
 from dlab.errors import DlabError
@@ -188,10 +190,11 @@ class CaptionSession:
         p = self.sample_prob()
         k = self.cfg.train.captions_per_video
         owners = torch.arange(len(videos), device=self.device).repeat_interleave(k)
-        logits, heads = self.model(self._frames(videos), ids[:, :-1], p, self.generator,
-                                   owners, with_heads=True)
+        feats = self._frames(videos)
+        logits, heads = self.model(feats, ids[:, :-1], p, self.generator, owners,
+                                   with_heads=True)
         loss = caption_loss(logits, ids[:, 1:]).sum() / k  # per video: its captions' mean
-        self._update(loss, heads, videos)
+        self._update(loss, heads, videos, feats)
         n = len(videos)
         return {"n": n, "loss": loss.detach(),
                 "sample_prob": torch.tensor(p * n, device=self.device)}
@@ -200,7 +203,8 @@ class CaptionSession:
         """Self-critical: `scst_samples` sampled captions per video, each weighted by its
         reward minus the mean reward of the video's other samples."""
         k = self.cfg.train.scst_samples
-        enc, keys, state, heads = self.model.encode_tagged(self._frames(videos))
+        feats = self._frames(videos)
+        enc, keys, state, heads = self.model.encode_tagged(feats)
         ids, logp = decode.sample(self.model, (enc, keys, state), k, self.cfg.data.max_words,
                                   self.generator)
         owners = videos.repeat_interleave(k).tolist()
@@ -209,7 +213,7 @@ class CaptionSession:
         baseline = (reward.sum(1, keepdim=True) - reward) / (k - 1)
         advantage = (reward - baseline).view(-1).to(self.device)
         loss = -(advantage * logp).sum() / k  # per video: its samples' mean
-        self._update(loss, heads, videos)
+        self._update(loss, heads, videos, feats)
         n = len(videos)
         return {"n": n, "scst_loss": loss.detach(),
                 "scst_reward": reward.sum().to(self.device) / k}
@@ -223,15 +227,22 @@ class CaptionSession:
             vec = self.cand_vectors[caption] = self.cider.vector(caption)
         return self.cider.score_vectors(vec, self.ref_vectors[video])
 
-    def _update(self, loss: torch.Tensor, heads: Heads, videos: torch.Tensor) -> None:
+    def _update(self, loss: torch.Tensor, heads: Heads, videos: torch.Tensor,
+                feats: torch.Tensor) -> None:
         """One optimizer step on `loss` (summed over the videos) plus the tag and slot
-        losses."""
+        losses (the latter also on made-up two-digit videos of `feats`, `train.slot_mix`)."""
         total, t = loss, self.cfg.train
         if heads.tags is not None:
             total = total + t.tag_weight * F.binary_cross_entropy_with_logits(
                 heads.tags, self.tag_targets[videos], reduction="sum")
         if heads.presence is not None:
             total = total + t.slot_weight * slot_loss(heads, self.slot_targets[videos])
+            if t.slot_mix > 0:
+                z, targets = mixed_videos(self.model.standardized(feats),
+                                          self.slot_targets[videos], t.slot_mix, self.generator)
+                if len(z):
+                    mixed = Heads(None, *self.model.slots(z))
+                    total = total + t.slot_weight * slot_loss(mixed, targets)
         opt = self.optimizers[MAIN]
         opt.zero_grad(set_to_none=True)
         (total / len(videos)).backward()
@@ -375,9 +386,24 @@ class CaptionSession:
             beam = finals.get((self.val.split.name, "beam"), [""] * len(caps))
             pngs.update(figures.plot_examples(
                 frames_path, ids, [list(self.val.split.captions[i]) for i in picks],
-                [caps[i] for i in picks], [beam[i] for i in picks], run_dir / "examples"))
+                [caps[i] for i in picks], [beam[i] for i in picks], run_dir / "examples",
+                slots=self._slot_readings(self.val, picks)))
         for tag, png in pngs.items():
             tb.figure_png(tag, png, epoch)
+
+    @torch.no_grad()
+    def _slot_readings(self, s: _Split, picks: list[int]) -> list[str] | None:
+        """What the digit slots read of videos `picks` of `s` ("3 horizontal, 5 still"), or
+        None without slots."""
+        if self.model.slots is None:
+            return None
+        training = self.model.training
+        self.model.eval()
+        values = self.model.encode(s.feats[torch.tensor(picks, device=self.device)])[1][2]
+        self.model.train(training)
+        present, motion = read_slots(values)
+        return [", ".join(f"{d} {MOTIONS[int(m[d])]}" for d in p.nonzero().flatten().tolist())
+                for p, m in zip(present, motion)]
 
     def _example_indices(self, n: int) -> list[int]:
         """The validation videos the figures show: the first `n`, or on a synthetic set the

@@ -31,7 +31,8 @@ two-digit videos stay near 0 with both maps (the decoder names one digit twice).
 semantic tags and their checklist (`model.tags`, the default) both digits are named in 9-13 of
 24, but their motions are rarely bound to the right digit (2-4 of 24 right). Digit slots
 (`model.slots`, the default; per-digit tracks over the frames, and decoding that follows them)
-name 12-17 of 23 two-digit test videos right (3000 training videos).
+name 12-17 of 23 two-digit test videos right (3000 training videos); trained also on made-up
+two-digit videos (`train.slot_mix`), 18-20 of 23.
 
 Captions: 5-20 (configurable) distinct paraphrases per video from a small grammar (subjects
 such as "the digit 7", "a seven", "number 7"; predicates such as "moves left and right", "is
