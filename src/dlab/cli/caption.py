@@ -10,13 +10,24 @@ from dlab.cli.common import add_data_dir, add_device, add_runs_dir, runs_dir
 from dlab.errors import DlabError
 
 
+# `dlab caption synth`'s options: SynthSpec fields, with their defaults in the help
+SYNTH_FLAGS = (
+    ("train", int, "training videos"),
+    ("test", int, "random test split videos"),
+    ("compositional", int, "compositional split videos"),
+    ("seed", int, "draws of digits, motions and captions"),
+    ("two_digit_fraction", float, "share of videos with two digits"),
+    ("min_refs", int, "references per video, at least"),
+    ("max_refs", int, "references per video, at most"),
+    ("digit_pool", int, "MNIST images per digit (0 = all; without MNIST: glyphs)"),
+    ("feature_map", int, "1: random filters only; 2: also class evidence per place"),
+)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from dlab.captioning.synth import generate
 
-    spec = SynthSpec(**{k: getattr(args, k) for k in ("train", "test", "compositional", "seed",
-                                                       "two_digit_fraction", "min_refs",
-                                                       "max_refs", "digit_pool",
-                                                       "feature_map")})
+    spec = SynthSpec(**{key: getattr(args, key) for key, _, _ in SYNTH_FLAGS})
     out = generate(spec, args.out, args.data_dir, progress=None if args.quiet else print)
     total = spec.train + spec.test + spec.compositional
     print(f"wrote {total} videos ({total * 80 * 4096 * 8 / 1e9:.2f} GB of features) to {out}")
@@ -119,25 +130,11 @@ def register(sub) -> None:
     q = cs.add_parser("synth", help="write a synthetic captioned moving-digit set in the "
                                     "course layout")
     q.add_argument("out", type=Path, help="a new folder")
-    d = SynthSpec()  # the defaults
-    q.add_argument("--train", type=int, default=d.train, help="training videos (%(default)s)")
-    q.add_argument("--test", type=int, default=d.test,
-                   help="random test split videos (%(default)s)")
-    q.add_argument("--compositional", type=int, default=d.compositional,
-                   help="compositional split videos (%(default)s)")
-    q.add_argument("--seed", type=int, default=d.seed,
-                   help="draws of digits, motions and captions (%(default)s)")
-    q.add_argument("--two-digit-fraction", type=float, default=d.two_digit_fraction,
-                   help="share of videos with two digits (%(default)s)")
-    q.add_argument("--min-refs", type=int, default=d.min_refs,
-                   help="references per video, at least (%(default)s)")
-    q.add_argument("--max-refs", type=int, default=d.max_refs,
-                   help="references per video, at most (%(default)s)")
-    q.add_argument("--digit-pool", type=int, default=d.digit_pool,
-                   help="MNIST images per digit (0 = all; %(default)s); without MNIST: glyphs")
-    q.add_argument("--feature-map", type=int, choices=(1, 2), default=d.feature_map,
-                   help="1: random filters only; 2: also class evidence per place "
-                        "(%(default)s)")
+    defaults = SynthSpec()
+    for key, kind, text in SYNTH_FLAGS:
+        q.add_argument("--" + key.replace("_", "-"), type=kind, default=getattr(defaults, key),
+                       choices=(1, 2) if key == "feature_map" else None,
+                       help=f"{text} (%(default)s)")
     q.add_argument("--quiet", action="store_true")
     add_data_dir(q)
     q.set_defaults(func=cmd_synth)
