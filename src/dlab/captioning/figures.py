@@ -77,7 +77,7 @@ def plot_examples(frames_npz: Path, ids: Sequence[str], refs: Sequence[list[str]
         for i, vid in enumerate(ids):
             frames = frames_of[vid]
             picks = np.linspace(0, len(frames) - 1, strip).round().astype(int)
-            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 3.1))
+            fig, axes = plt.subplots(1, strip, figsize=(1.3 * strip, 2.7))
             for ax, t in zip(axes, picks):
                 ax.imshow(frames[t], cmap="gray", vmin=0, vmax=255)
                 ax.set_axis_off()
@@ -89,7 +89,7 @@ def plot_examples(frames_npz: Path, ids: Sequence[str], refs: Sequence[list[str]
                 lines.append(f"digit slots read: {slots[i] or 'no digit'}")
             text = "\n".join(lines)
             fig.text(0.01, 0.02, text, fontsize=7, va="bottom")
-            fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.44, wspace=0.05)
+            fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.35, wspace=0.05)
             name = vid.replace("/", "_")
             out[f"example/{name}"] = _save(fig, folder / f"{name}.png", {
                 "id": vid, "frames": picks.tolist(), "references": refs[i],
