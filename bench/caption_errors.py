@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from dlab.captioning.course import load_features, read_split
-from dlab.captioning.parse import MOTIONS, NUMBER_WORDS, named_right, parse_caption
-from dlab.captioning.model import read_slots
+from dlab.captioning.parse import NUMBER_WORDS, named_right, parse_caption
+from dlab.captioning.model import slot_pairs
 from dlab.captioning.predict import load_captioner
 from dlab.captioning.synth import read_info
 from dlab.results import read_result
@@ -50,8 +50,7 @@ def head_pairs(run: Path, root: Path, split: str, truth: dict) -> tuple[int | No
             top = sorted(range(10), key=lambda d: -score[d])[:2]
             tagged += set(top) == {d for d, _ in pairs}
         if model.slots is not None:
-            present, motion = read_slots(keys[2][i])
-            slotted += {(d, MOTIONS[int(motion[d])]) for d in range(10) if present[d]} == pairs
+            slotted += set(slot_pairs(keys[2][i:i + 1])[0]) == pairs
     return (tagged if model.tags else None), (slotted if model.slots is not None else None)
 
 

@@ -307,6 +307,14 @@ def read_slots(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return values[..., 0] > 0.5, values[..., 1:].argmax(-1)
 
 
+def slot_pairs(values: torch.Tensor) -> list[list[tuple[int, str]]]:
+    """Per video of slot values (N, S, 1 + motions): the (digit, motion name) pairs the slots
+    read (`read_slots`), in digit order."""
+    present, motion = read_slots(values)
+    return [[(d, MOTIONS[int(m[d])]) for d in p.nonzero().flatten().tolist()]
+            for p, m in zip(present, motion)]
+
+
 def slot_loss(heads: Heads, targets: torch.Tensor) -> torch.Tensor:
     """The slot loss summed over the batch, for `parse.slot_targets` rows (B, slots): each
     slot's presence binary cross-entropy, the count's cross-entropy, and for each digit in the

@@ -40,9 +40,9 @@ from dlab.captioning import decode, scores
 from dlab.captioning.config import CaptionConfig, sampling_probability
 from dlab.captioning.course import FEATURE_DIM, CaptionSplit, load_features, read_split
 from dlab.captioning.dataset import dataset_root
-from dlab.captioning.model import (S2VT, Heads, caption_loss, mixed_videos, read_slots,
-                                   slot_loss)
-from dlab.captioning.parse import MOTIONS, named_right_rate, slot_targets
+from dlab.captioning.model import (S2VT, Heads, caption_loss, mixed_videos, slot_loss,
+                                   slot_pairs)
+from dlab.captioning.parse import named_right_rate, slot_targets
 from dlab.captioning.synth import read_info
 from dlab.captioning.text import Vocabulary, tag_targets, tag_words
 from dlab.errors import DlabError
@@ -401,9 +401,7 @@ class CaptionSession:
         self.model.eval()
         values = self.model.encode(s.feats[torch.tensor(picks, device=self.device)])[1][2]
         self.model.train(training)
-        present, motion = read_slots(values)
-        return [", ".join(f"{d} {MOTIONS[int(m[d])]}" for d in p.nonzero().flatten().tolist())
-                for p, m in zip(present, motion)]
+        return [", ".join(f"{d} {m}" for d, m in pairs) for pairs in slot_pairs(values)]
 
     def _example_indices(self, n: int) -> list[int]:
         """The validation videos the figures show: the first `n`, or on a synthetic set the
