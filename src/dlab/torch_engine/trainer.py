@@ -99,7 +99,8 @@ class _Trainer:
             sched.load_state_dict(schedulers[key])
         rng = ckpt.extra_tensors(tensors)
         torch.set_rng_state(rng["torch"])
-        self.s.generator.set_state(rng["generator"].to(self.s.generator.device))
+        # a generator's state is a CPU byte tensor, a CUDA generator's too
+        self.s.generator.set_state(rng["generator"].cpu())
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.s.load_extra_state({k[len("session."):]: v for k, v in rng.items()
