@@ -118,6 +118,9 @@ class OptimConfig:
     gamma: float = 0.1  # "step" and "exponential" (per epoch) factor
     min_lr_factor: float = 0.0  # "cosine": final lr as a fraction of lr
     grad_clip: float = 0.0  # clip the total gradient norm to this (0 = off)
+    # every K steps pull the weights onto their running average (airbench's lookahead,
+    # dlab.torch_engine.lookahead; 0 = off)
+    lookahead: int = 0
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -207,7 +210,7 @@ KEY_SCHEMA = 1  # bump only when the meaning of existing config values changes
 # legacy digest so that 0.1's run directories are still found
 FIELDS_ADDED_SINCE_0_1: tuple[str, ...] = ("train.tb_histograms_every", "train.tb_projector",
                                              "train.eval_every", "train.deliverables",
-                                             "train.precision")
+                                             "train.precision", "optim.lookahead")
 
 
 def digest(obj: Any) -> str:
@@ -560,6 +563,7 @@ def validate(cfg: RunConfig) -> None:
     _check(all(0.0 <= b < 1.0 for b in o.betas),
            f"optim.betas = {list(o.betas)}; expected two values in [0, 1)")
     _check(o.grad_clip >= 0, f"optim.grad_clip = {o.grad_clip}; expected >= 0")
+    _check(o.lookahead >= 0, f"optim.lookahead = {o.lookahead}; expected steps >= 0 (0 = off)")
     _check(t.epochs >= 1, f"epochs = {t.epochs}; expected >= 1")
     _check(t.batch_size >= 1, f"batch size = {t.batch_size}; expected >= 1")
     _check(t.eval_batch_size >= 1, f"eval batch size = {t.eval_batch_size}; expected >= 1")

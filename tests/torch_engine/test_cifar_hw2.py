@@ -154,3 +154,62 @@ def test_prediction_path_in_a_missing_folder_is_an_error_before_work(hw2_run, tm
                  "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "missing" in err[0] and "folder" in err[0]
+
+
+def test_lookahead_pulls_the_weights_onto_their_average():
+    """Every K steps the average moves toward the weights by 1 − d and the weights become it;
+    after the last step the weights are the average."""
+    from dlab.torch_engine.lookahead import Lookahead
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    la = Lookahead(model, every=2, total_steps=6)
+    assert la.decay(0) == 0 and la.decay(6) == pytest.approx(0.95 ** 2)
+    seen = []
+    for step in range(1, 7):
+        with torch.no_grad():
+            model.weight.add_(1.0)  # an "optimizer step" of +1
+        before = model.weight[0, 0].item()
+        la.after_step()
+        seen.append((before, model.weight[0, 0].item()))
+    avg = 0.0
+    for step, (before, after) in enumerate(seen, 1):
+        if step == 6:
+            assert after == pytest.approx(avg)  # the last step: the weights become the average
+        elif step % 2 == 0:
+            d = la.decay(step)
+            avg = d * avg + (1 - d) * before
+            assert after == pytest.approx(avg)
+        else:
+            assert after == before  # in between the weights move freely
+
+
+def test_a_resumed_lookahead_run_matches_the_whole_run(tmp_path, data_dir):
+    """The average and its step count are checkpointed: a run stopped after epoch 1 and resumed
+    ends with the same weights as the whole run (airnet: its BN statistics are averaged too)."""
+    from dlab.torch_engine import checkpoint as ckpt
+
+    cfg = resolve({"data": {"dataset": "cifar10", "train_limit": 256, "val_limit": 100},
+                   "model": {"name": "airnet", "widths": [8, 8]},
+                   "optim": {"lr": 0.05, "momentum": 0.9, "lookahead": 3},
+                   "train": {"epochs": 2, "batch_size": 64}})
+    whole, partial = tmp_path / "whole", tmp_path / "partial"
+    train_run(cfg, whole, data_dir=data_dir, device="cpu", progress=False)
+
+    def stop(row):
+        raise _Killed
+
+    with pytest.raises(_Killed):
+        train_run(cfg, partial, data_dir=data_dir, device="cpu", progress=False, on_epoch=stop)
+    train_run(cfg, partial, data_dir=data_dir, device="cpu", progress=False)
+    a = ckpt.read_checkpoint(whole / "checkpoints" / "last")[1]
+    b = ckpt.read_checkpoint(partial / "checkpoints" / "last")[1]
+    assert a.keys() == b.keys() and any(k.startswith("extra.session.lookahead.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_negative_lookahead_is_a_one_line_error():
+    with pytest.raises(DlabError, match=r"optim.lookahead = -1; expected steps >= 0"):
+        resolve({"optim": {"lookahead": -1}})

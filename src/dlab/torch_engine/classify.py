@@ -32,6 +32,7 @@ from dlab.torch_engine import checkpoint as ckpt
 from dlab.torch_engine.batches import DeviceData
 from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate, warn_slow_bf16
 from dlab.torch_engine.fused import fuse
+from dlab.torch_engine.lookahead import Lookahead
 from dlab.torch_engine.models import build_model, count_params
 from dlab.torch_engine.optim import build_optimizer, build_scheduler
 
@@ -83,6 +84,9 @@ class ClassifierSession:
         self.optimizers = {ckpt.MAIN: optimizer}
         self.schedulers = {ckpt.MAIN: scheduler}
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        self.lookahead = (Lookahead(model, cfg.optim.lookahead,
+                                    self.steps_per_epoch * cfg.train.epochs)
+                          if cfg.optim.lookahead else None)
         self.params = count_params(model)
         self.last: EvalResult | None = None
         self.final: EvalResult | None = None
@@ -114,6 +118,8 @@ class ClassifierSession:
         if self.cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         optimizer.step()
+        if self.lookahead is not None:
+            self.lookahead.after_step()
         if self.eval_every:
             self._record_step(loss.detach())
         return {"n": len(y), "loss": loss.detach() * len(y),
@@ -168,12 +174,15 @@ class ClassifierSession:
                 "classes": list(self.train.classes)}
 
     def extra_state(self) -> dict[str, torch.Tensor]:
-        if not self.eval_every:
-            return {}
-        return {"step_index": torch.tensor([self.step_index]),
-                "step_losses": self.step_losses.cpu(), "step_evals": self.step_evals.cpu()}
+        out = {} if self.lookahead is None else self.lookahead.state()
+        if self.eval_every:
+            out.update(step_index=torch.tensor([self.step_index]),
+                       step_losses=self.step_losses.cpu(), step_evals=self.step_evals.cpu())
+        return out
 
     def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        if self.lookahead is not None:
+            self.lookahead.load_state(tensors)
         if self.eval_every and "step_index" in tensors:
             self.step_index = int(tensors["step_index"][0])
             self.step_losses.copy_(tensors["step_losses"])
