@@ -80,3 +80,38 @@ def test_toml_file_errors_name_the_file(tmp_path):
 @pytest.mark.parametrize("old,new", [(True, "flip"), (False, "none")])
 def test_configs_of_older_runs_still_load(old, new):
     assert resolve({"train": {"eval_flip": old}}).train.tta == new
+
+
+def test_a_config_file_extends_another(tmp_path):
+    """`extends` starts from the named file (relative to this one); this file's values win."""
+    (tmp_path / "base.toml").write_text('[model]\nname = "airnet"\nwidths = [8, 16]\n'
+                                        '[train]\nepochs = 7\nbatch_size = 64\n')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mid.toml").write_text('extends = "../base.toml"\n[train]\nepochs = 3\n')
+    (tmp_path / "top.toml").write_text('extends = "sub/mid.toml"\n[optim]\nlookahead = 5\n')
+    cfg = load_run_config(tmp_path / "top.toml", {"train": {"batch_size": 32}})
+    assert cfg.model.name == "airnet" and list(cfg.model.widths) == [8, 16]
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.optim.lookahead) == (3, 32, 5)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('extends = "missing.toml"\n', r"config file '.*missing.toml' not found"),
+    ('extends = 3\n', r"extends = 3; expected the name of a TOML file"),
+    ('extends = "loop.toml"\n', r"extends 'loop.toml', which extends it back"),
+])
+def test_bad_extends_is_one_line(tmp_path, text, needle):
+    (tmp_path / "loop.toml").write_text(text)
+    with pytest.raises(DlabError, match=needle):
+        load_run_config(tmp_path / "loop.toml")
+
+
+def test_the_gpu_recipe_is_mymodel_with_a_gpu_batch():
+    """cifar10-mymodel-gpu.toml names only what differs from mymodel's recipe."""
+    from dlab.studies.spec import BUILTIN_DIR
+
+    cpu = load_run_config(BUILTIN_DIR / "cifar10-mymodel.toml")
+    gpu = load_run_config(BUILTIN_DIR / "cifar10-mymodel-gpu.toml")
+    assert gpu.data == cpu.data and gpu.model.widths == cpu.model.widths
+    assert gpu.model.dirac and not cpu.model.dirac
+    assert gpu.train.batch_size > cpu.train.batch_size and gpu.train.tta == cpu.train.tta
+    assert gpu.train.precision == cpu.train.precision == "bf16"

@@ -121,6 +121,9 @@ class OptimConfig:
     # every K steps pull the weights onto their running average (airbench's lookahead,
     # dlab.torch_engine.lookahead; 0 = off)
     lookahead: int = 0
+    # lr multiplier of the normalization layers' parameters (their weight decay is divided by
+    # it: the same decay per step); airbench trains batch norm's shift at 64x
+    norm_lr_scale: float = 1.0
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -210,7 +213,8 @@ KEY_SCHEMA = 1  # bump only when the meaning of existing config values changes
 # legacy digest so that 0.1's run directories are still found
 FIELDS_ADDED_SINCE_0_1: tuple[str, ...] = ("train.tb_histograms_every", "train.tb_projector",
                                              "train.eval_every", "train.deliverables",
-                                             "train.precision", "optim.lookahead")
+                                             "train.precision", "optim.lookahead",
+                                             "optim.norm_lr_scale")
 
 
 def digest(obj: Any) -> str:
@@ -426,14 +430,29 @@ def read_text_file(path: str | Path, what: str = "config file") -> str:
         raise DlabError(f"{where} cannot be read: {exc.strerror or exc}") from None
 
 
-def load_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+def load_toml(path: str | Path, what: str = "config file", _seen: tuple[Path, ...] = ()
+              ) -> dict[str, Any]:
     """Read a TOML file; a missing or unreadable file or a syntax error is a one-line error
-    naming the file."""
+    naming the file. `extends = "other.toml"` (relative to this file) starts from that file's
+    values, which this file's override (`merge`): a variant of a recipe names only what
+    differs."""
     text = read_text_file(path, what)
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DlabError(f"{what} {str(path)!r}: {exc}") from None
+    if "extends" not in data:
+        return data
+    parent = data.pop("extends")
+    if not isinstance(parent, str) or not parent:
+        raise DlabError(f"{what} {str(path)!r}: extends = {parent!r}; expected the name of "
+                        "a TOML file")
+    here = Path(path).resolve()
+    base = here.parent / parent
+    if base.resolve() in (here, *_seen):
+        raise DlabError(f"{what} {str(path)!r}: extends {parent!r}, which extends it back; "
+                        "expected a chain of files that ends")
+    return merge(load_toml(base, what, (*_seen, here)), data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,6 +583,7 @@ def validate(cfg: RunConfig) -> None:
            f"optim.betas = {list(o.betas)}; expected two values in [0, 1)")
     _check(o.grad_clip >= 0, f"optim.grad_clip = {o.grad_clip}; expected >= 0")
     _check(o.lookahead >= 0, f"optim.lookahead = {o.lookahead}; expected steps >= 0 (0 = off)")
+    _check(o.norm_lr_scale > 0, f"optim.norm_lr_scale = {o.norm_lr_scale}; expected > 0")
     _check(t.epochs >= 1, f"epochs = {t.epochs}; expected >= 1")
     _check(t.batch_size >= 1, f"batch size = {t.batch_size}; expected >= 1")
     _check(t.eval_batch_size >= 1, f"eval batch size = {t.eval_batch_size}; expected >= 1")

@@ -213,3 +213,42 @@ def test_a_resumed_lookahead_run_matches_the_whole_run(tmp_path, data_dir):
 def test_negative_lookahead_is_a_one_line_error():
     with pytest.raises(DlabError, match=r"optim.lookahead = -1; expected steps >= 0"):
         resolve({"optim": {"lookahead": -1}})
+
+
+def test_norm_lr_scale_puts_batch_norm_in_its_own_group():
+    """optim.norm_lr_scale = s: batch norm's parameters at lr × s and weight decay ÷ s (the same
+    decay per step); every other parameter, frozen ones included, in the first group. At 1 (the
+    default) one group holds every parameter, as earlier checkpoints have it."""
+    from dlab.models.airnet import AirNetConfig
+    from dlab.torch_engine.optim import build_optimizer, param_groups
+
+    model = build_model(AirNetConfig(widths=(8, 8)), (3, 32, 32), 10)
+    cfg = resolve({"optim": {"lr": 0.5, "weight_decay": 0.01, "norm_lr_scale": 64}}).optim
+    groups = build_optimizer(cfg, param_groups(model, cfg)).param_groups
+    norms = [p for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+             for p in m.parameters()]
+    assert [id(p) for p in groups[1]["params"]] == [id(p) for p in norms] and len(norms) == 8
+    assert groups[1]["lr"] == 0.5 * 64 and groups[1]["weight_decay"] == pytest.approx(0.01 / 64)
+    assert groups[0]["lr"] == 0.5 and len(groups[0]["params"]) + 8 == len(list(model.parameters()))
+    one = param_groups(model, resolve({}).optim)
+    assert len(one) == 1 and len(one[0]["params"]) == len(list(model.parameters()))
+    with pytest.raises(DlabError, match=r"optim.norm_lr_scale = 0(\.0)?; expected > 0"):
+        resolve({"optim": {"norm_lr_scale": 0}})
+
+
+def test_airnet_dirac_convs_start_as_the_identity():
+    from dlab.models.airnet import AirNetConfig
+
+    model = build_model(AirNetConfig(widths=(32, 32), dirac=True), (3, 32, 32), 10)
+    convs = [m for m in model if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 4
+    for conv in convs:
+        x = torch.randn(2, conv.in_channels, 8, 8)
+        y = torch.nn.functional.conv2d(x, conv.weight, padding=1)
+        assert torch.allclose(y[:, :conv.in_channels], x)  # the first in-channels pass through
+        assert y[:, conv.in_channels:].abs().sum() > 0 or conv.in_channels == conv.out_channels
+    plain = build_model(AirNetConfig(widths=(32, 32)), (3, 32, 32), 10)
+    first = next(m for m in plain if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    x = torch.randn(2, first.in_channels, 8, 8)
+    y = torch.nn.functional.conv2d(x, first.weight, padding=1)
+    assert not torch.allclose(y[:, :first.in_channels], x)  # off by default

@@ -32,6 +32,9 @@ class AirNetConfig:
     bn_momentum: float = 0.4  # running-statistics momentum (PyTorch's sense)
     activation: str = "gelu"
     head_scale: float = 1 / 9  # the logits' multiplier
+    # each 3x3 conv starts as the identity on its first in-channels filters (a Dirac delta;
+    # the rest as PyTorch initializes them), as airbench's convs do
+    dirac: bool = False
 
     def validate(self) -> None:
         check(len(self.widths) >= 1 and all(w >= 1 for w in self.widths),
@@ -121,14 +124,20 @@ def build(cfg: AirNetConfig, in_shape: tuple[int, int, int], num_classes: int):
         layers += [nn.Conv2d(c, stem, 3, padding=1, bias=False), bn(stem),
                    activation(cfg.activation)]
         side = min(h, w)
+    def conv3(c_in: int, c_out: int) -> nn.Conv2d:
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        if cfg.dirac:
+            with torch.no_grad():
+                nn.init.dirac_(conv.weight[:min(c_in, c_out)])
+        return conv
+
     c_in = stem
     for width in cfg.widths:
         if side < 2:
             raise DlabError(f"model.widths = {list(cfg.widths)}: {len(cfg.widths)} pooling "
                             f"groups do not fit images of {h}x{w}; expected fewer widths")
-        layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.MaxPool2d(2), bn(width),
-                   activation(cfg.activation), nn.Conv2d(width, width, 3, padding=1, bias=False),
-                   bn(width), activation(cfg.activation)]
+        layers += [conv3(c_in, width), nn.MaxPool2d(2), bn(width), activation(cfg.activation),
+                   conv3(width, width), bn(width), activation(cfg.activation)]
         c_in, side = width, side // 2
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False),
                Scale(cfg.head_scale)]

@@ -7,11 +7,10 @@ since tomllib reports positions only for syntax errors) and the key. Must not im
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from dlab.config import merge, read_text_file
+from dlab.config import load_toml, merge
 from dlab.errors import DlabError
 from dlab.tasks import resolve_any
 from dlab.studies.spec import KINDS, QuestionSpec, StudySpec, VariantSpec, flatten, nest
@@ -206,13 +205,10 @@ class StudyFileParser:
         """A run-config TOML file named relative to the study file, as nested overrides."""
         if not isinstance(name, str) or not name:
             self.fail(where, f"{name!r}: expected a run-config file name", line)
-        path = self.path.parent / name
         try:
-            data = tomllib.loads(read_text_file(path, "run-config file"))
+            data = load_toml(self.path.parent / name, "run-config file")
         except DlabError as exc:
             self.fail(where, str(exc), line)
-        except tomllib.TOMLDecodeError as exc:
-            self.fail(where, f"{str(path)!r}: {exc}", line)
         return self.nest(data, where, line)
 
     def nest(self, table: dict[str, Any], where: str, line: int | None) -> dict[str, Any]:

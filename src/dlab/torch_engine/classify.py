@@ -34,7 +34,7 @@ from dlab.torch_engine.evaluate import EvalResult, autocast, evaluate, warn_slow
 from dlab.torch_engine.fused import fuse
 from dlab.torch_engine.lookahead import Lookahead
 from dlab.torch_engine.models import build_model, count_params
-from dlab.torch_engine.optim import build_optimizer, build_scheduler
+from dlab.torch_engine.optim import build_optimizer, build_scheduler, param_groups
 
 
 DATA_INIT_IMAGES = 5000  # the training images a model's `data_init` sees (whitening statistics)
@@ -77,7 +77,7 @@ class ClassifierSession:
             model = model.to(memory_format=torch.channels_last)
         self.fused = fuse(model, self.device)
         self.model = model
-        optimizer = build_optimizer(cfg.optim, model.parameters())
+        optimizer = build_optimizer(cfg.optim, param_groups(model, cfg.optim))
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.train.batch_size)
         scheduler = build_scheduler(optimizer, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
         self.models = {ckpt.MAIN: model}

@@ -15,8 +15,24 @@ from dlab.config import OptimConfig
 from dlab.errors import DlabError
 
 
+def param_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict]:
+    """The model's parameters in optimizer groups: one; with `optim.norm_lr_scale = s != 1`, those of its
+    normalization layers (batch norm's shift and scale) in a second group at lr × s and weight
+    decay ÷ s, so that their decay per step (lr × wd) is unchanged (airbench's bias scaler)."""
+    norm_types = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    norm = {id(p) for m in model.modules() if isinstance(m, norm_types)
+            for p in m.parameters(recurse=False)}
+    if cfg.norm_lr_scale == 1.0:  # one group of every parameter, as checkpoints have it
+        return [{"params": list(model.parameters())}]
+    s = cfg.norm_lr_scale
+    return [{"params": [p for p in model.parameters() if id(p) not in norm]},
+            {"params": [p for p in model.parameters() if id(p) in norm], "lr": cfg.lr * s,
+             "weight_decay": cfg.weight_decay / s}]
+
+
 def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
-    """The optimizer named by `cfg.name` with its resolved lr (see dlab.config)."""
+    """The optimizer named by `cfg.name` with its resolved lr (see dlab.config); `params` are
+    parameters or `param_groups`."""
     wd = cfg.weight_decay
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
