@@ -151,24 +151,32 @@ def main() -> None:
     def config(seed: int):
         return load_run_config(args.config, parse_set_args([*args.set, f"train.seed={seed}"]))
 
+    dlab_rows: list[dict] = []
+    air_rows: list[dict] = []
+
+    def save() -> None:  # after every run: a call cut short still leaves its rows
+        if args.json:
+            args.json.write_text(json.dumps({"device": name, "torch": torch.__version__,
+                                             "dlab": dlab_rows, "airbench": air_rows}, indent=1))
+
     final_s = timed_final_evaluations(args.device)
     # warm-up: one untimed run of each, then the timed seeds
     run_dlab(config(0), args.work / "dlab-warmup", args.data_dir, args.device, final_s)
-    dlab_rows = []
     for seed in args.seeds:
         cfg = config(seed)
         dlab_rows.append(run_dlab(cfg, args.work / f"dlab-seed-{seed}-{cfg.hash()}",
                                   args.data_dir, args.device, final_s))
+        save()
         r = dlab_rows[-1]
         print(f"dlab seed {seed}: test {100 * r['test']:.2f}%  train+TTA {r['train_tta_s']:.2f} s"
               f"  whole call {r['wall_s']:.1f} s", flush=True)
-    air_rows = []
     if not args.skip_airbench:
         n_air = write_airbench_files(config(1), args.data_dir, args.work)
         print(f"airbench data: {n_air} training images, the same as dlab's", flush=True)
         run_airbench(0, args.work)  # warm-up
         for seed in args.seeds:
             air_rows.append(run_airbench(seed, args.work))
+            save()
             r = air_rows[-1]
             print(f"airbench seed {seed}: test {100 * r['test']:.2f}%  "
                   f"train+TTA {r['train_tta_s']:.2f} s", flush=True)
@@ -194,9 +202,6 @@ def main() -> None:
             print(f"{label} seed {r['seed']}: test {100 * r['test']:.2f}%, "
                   f"train {r['train_s']:.2f} s, train + TTA {r['train_tta_s']:.2f} s, "
                   f"whole {r['wall_s']:.2f} s")
-    if args.json:
-        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__,
-                                         "dlab": dlab_rows, "airbench": air_rows}, indent=1))
 
 
 if __name__ == "__main__":
