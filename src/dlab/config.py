@@ -41,7 +41,7 @@ OPTIMIZER_DEFAULT_LR = {
     "adagrad": 1e-2,
     "adadelta": 1.0,
 }
-SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "triangle")
 # Schedules whose lr at a given step does not depend on the run's length: a longer run of such a
 # config repeats a shorter one step for step, so it can continue from the shorter run's end.
 LENGTH_FREE_SCHEDULES = ("constant", "step", "exponential")

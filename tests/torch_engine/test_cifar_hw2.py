@@ -252,3 +252,13 @@ def test_airnet_dirac_convs_start_as_the_identity():
     x = torch.randn(2, first.in_channels, 8, 8)
     y = torch.nn.functional.conv2d(x, first.weight, padding=1)
     assert not torch.allclose(y[:, :first.in_channels], x)  # off by default
+
+
+def test_triangle_schedule_is_airbenchs():
+    """0.2 at the start, 1 at 23% of the steps, 0.07 at the end, linear in between."""
+    from dlab.torch_engine.optim import lr_factor
+
+    f = lr_factor(resolve({"optim": {"lr": 1.0, "schedule": "triangle"}}).optim, 100, 1)
+    assert f(0) == pytest.approx(0.2) and f(23) == pytest.approx(1.0)
+    assert f(100) == pytest.approx(0.07) and f(11) == pytest.approx(0.2 + 0.8 * 11 / 23)
+    assert f(50) > f(60) > f(99)

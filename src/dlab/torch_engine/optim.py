@@ -73,6 +73,12 @@ def lr_factor(cfg: OptimConfig, steps_per_epoch: int, epochs: int) -> Callable[[
                 return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / peak))
             u = (t - peak) / (1 - peak)
             return 1 / 2.5e4 + (1 - 1 / 2.5e4) * 0.5 * (1 + math.cos(math.pi * u))
+        if cfg.schedule == "triangle":
+            # airbench94's: linear from 0.2 up to 1 at 23% of the steps, then down to 0.07
+            peak = 0.23
+            if t < peak:
+                return 0.2 + 0.8 * t / peak
+            return 1.0 - 0.93 * (t - peak) / (1 - peak)
         raise DlabError(f"unknown schedule {cfg.schedule!r}")
 
     def with_warmup(step: int) -> float:
