@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from dlab.cli.common import add_data_dir, add_device, add_runs_dir, runs_dir
-from dlab.config import RunConfig, dotted_to_nested, load_toml, merge, parse_set_args, resolve
+from dlab.config import (SCHEDULES, RunConfig, dotted_to_nested, load_toml, merge, parse_set_args,
+                         resolve)
 from dlab.errors import DlabError
 from dlab.models import models
 from dlab.results import metric, primary_value, read_result
@@ -45,7 +46,7 @@ def _add_config_flags(p: argparse.ArgumentParser,
     p.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop, adagrad or adadelta")
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", help="constant, step, exponential, cosine or onecycle")
+    p.add_argument("--schedule", help=", ".join(SCHEDULES[:-1]) + " or " + SCHEDULES[-1])
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--dropout", type=float)
