@@ -124,6 +124,7 @@ def build(cfg: AirNetConfig, in_shape: tuple[int, int, int], num_classes: int):
         layers += [nn.Conv2d(c, stem, 3, padding=1, bias=False), bn(stem),
                    activation(cfg.activation)]
         side = min(h, w)
+
     def conv3(c_in: int, c_out: int) -> nn.Conv2d:
         conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         if cfg.dirac:

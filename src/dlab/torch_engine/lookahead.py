@@ -16,12 +16,14 @@ from torch import nn
 
 class Lookahead:
     def __init__(self, model: nn.Module, every: int, total_steps: int):
-        self.model, self.every, self.total = model, every, max(1, total_steps)
+        self.every, self.total = every, max(1, total_steps)
         self.steps = 0
-        self.average = {k: v.detach().clone() for k, v in self._entries()}
-
-    def _entries(self):
-        return ((k, v) for k, v in self.model.state_dict().items() if v.is_floating_point())
+        # the state dict's tensors share the model's storage (updated in place by optimizer
+        # steps, batch norm and checkpoint loads), so they are read once here, not every pull
+        entries = [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
+        self.keys = [k for k, _ in entries]
+        self.values = [v for _, v in entries]
+        self.average = [v.detach().clone() for v in self.values]
 
     def decay(self, step: int) -> float:
         return 0.95 ** self.every * (step / self.total) ** 3
@@ -36,14 +38,12 @@ class Lookahead:
             self._pull(self.decay(self.steps))
 
     def _pull(self, decay: float) -> None:
-        keys, values = zip(*self._entries())
-        averages = [self.average[k] for k in keys]
-        torch._foreach_lerp_(averages, values, 1.0 - decay)  # one kernel per group on a GPU
-        torch._foreach_copy_(values, averages)
+        torch._foreach_lerp_(self.average, self.values, 1.0 - decay)  # few kernels on a GPU
+        torch._foreach_copy_(self.values, self.average)
 
     # checkpoints: the average and the step count, under "lookahead." keys
     def state(self) -> dict[str, torch.Tensor]:
-        out = {f"lookahead.{k}": v.cpu() for k, v in self.average.items()}
+        out = {f"lookahead.{k}": v.cpu() for k, v in zip(self.keys, self.average)}
         out["lookahead_steps"] = torch.tensor([self.steps])
         return out
 
@@ -51,5 +51,5 @@ class Lookahead:
         if "lookahead_steps" not in tensors:
             return
         self.steps = int(tensors["lookahead_steps"][0])
-        for key, avg in self.average.items():
+        for key, avg in zip(self.keys, self.average):
             avg.copy_(tensors[f"lookahead.{key}"])

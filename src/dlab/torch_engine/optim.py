@@ -16,14 +16,15 @@ from dlab.errors import DlabError
 
 
 def param_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict]:
-    """The model's parameters in optimizer groups: one; with `optim.norm_lr_scale = s != 1`, those of its
-    normalization layers (batch norm's shift and scale) in a second group at lr × s and weight
-    decay ÷ s, so that their decay per step (lr × wd) is unchanged (airbench's bias scaler)."""
+    """The model's parameters in optimizer groups: one; with `optim.norm_lr_scale = s != 1`,
+    those of its normalization layers (batch norm's shift and scale) in a second group at lr × s
+    and weight decay ÷ s, so that their decay per step (lr × wd) is unchanged (airbench's bias
+    scaler)."""
+    if cfg.norm_lr_scale == 1.0:  # one group of every parameter, as checkpoints have it
+        return [{"params": list(model.parameters())}]
     norm_types = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
     norm = {id(p) for m in model.modules() if isinstance(m, norm_types)
             for p in m.parameters(recurse=False)}
-    if cfg.norm_lr_scale == 1.0:  # one group of every parameter, as checkpoints have it
-        return [{"params": list(model.parameters())}]
     s = cfg.norm_lr_scale
     return [{"params": [p for p in model.parameters() if id(p) not in norm]},
             {"params": [p for p in model.parameters() if id(p) in norm], "lr": cfg.lr * s,
