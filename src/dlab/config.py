@@ -46,11 +46,18 @@ SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "triangle"
 # config repeats a shorter one step for step, so it can continue from the shorter run's end.
 LENGTH_FREE_SCHEDULES = ("constant", "step", "exponential")
 VALIDATION_MODES = ("test", "holdout")
-# test-time augmentation: the views averaged, as (dx, dy, mirrored) pixel shifts of the image
+CROP_FILLS = ("zero", "reflect")
+FLIP_MODES = ("random", "alternate")
+# test-time augmentation: the views averaged, as (dx, dy, mirrored) pixel shifts of the image; a
+# view listed twice counts twice (and is computed once)
 TTA_VIEWS = {
     "none": ((0, 0, False),),
     "flip": ((0, 0, False), (0, 0, True)),
     "flip-shift": tuple((dx, dy, m) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for m in (False, True)),
+    # airbench's: the image and its mirror at half the weight, one-pixel diagonal shifts (both
+    # ways, each mirrored too) at the other half
+    "flip-diagonal": ((0, 0, False), (0, 0, True)) * 2
+    + tuple((d, d, m) for d in (-1, 1) for m in (False, True)),
 }
 
 
@@ -58,8 +65,13 @@ TTA_VIEWS = {
 class AugmentConfig:
     """Training-time augmentation, applied on the device to whole batches."""
 
-    crop_padding: int = 0  # random crop back to size after zero-padding by this many pixels
-    flip: bool = False  # horizontal flip with probability 0.5
+    crop_padding: int = 0  # random crop back to size after padding by this many pixels
+    crop_fill: str = "zero"  # the padding: "zero" (black) or "reflect" (mirrored edge pixels)
+    flip: bool = False  # horizontal flip
+    # "random": each image with probability 0.5 at every epoch; "alternate": each image at
+    # random in the first epoch, then all of them together at every other epoch, so every image
+    # is seen both ways in each pair of epochs (airbench's alternating flip)
+    flip_mode: str = "random"
     rotate_deg: float = 0.0  # affine: rotation drawn from [-rotate_deg, rotate_deg]
     translate: float = 0.0  # affine: shift drawn from [-t, t] as a fraction of the image size
     scale: float = 0.0  # affine: zoom factor drawn from [1 - s, 1 + s]
@@ -139,7 +151,9 @@ class TrainConfig:
     seed: int = 1
     label_smoothing: float = 0.0
     # test-time augmentation of the final evaluation (after the last epoch; per-epoch evaluation
-    # stays single-view): "none", "flip" (image + mirror) or "flip-shift" (mirror x 1-pixel shifts)
+    # stays single-view): "none", "flip" (image + mirror), "flip-shift" (mirror x 1-pixel shifts,
+    # 18 views) or "flip-diagonal" (airbench's 6: mirror x the two diagonal 1-pixel shifts, the
+    # unshifted pair weighing double); shifted views fill the edge as data.augment.crop_fill
     tta: str = "none"
     # the arithmetic of forward and backward passes: "auto" = bf16 autocast on CUDA and float32
     # on a CPU; "bf16" = bf16 autocast on a CPU too (fast where the CPU has AMX-BF16 or
@@ -214,7 +228,8 @@ KEY_SCHEMA = 1  # bump only when the meaning of existing config values changes
 FIELDS_ADDED_SINCE_0_1: tuple[str, ...] = ("train.tb_histograms_every", "train.tb_projector",
                                              "train.eval_every", "train.deliverables",
                                              "train.precision", "optim.lookahead",
-                                             "optim.norm_lr_scale")
+                                             "optim.norm_lr_scale", "data.augment.crop_fill",
+                                             "data.augment.flip_mode")
 
 
 def digest(obj: Any) -> str:
@@ -527,6 +542,9 @@ def _check_crop_padding(d: DataConfig, batch_size: int) -> None:
     channels, height, width = get_spec(d.dataset).shape
     pad = d.augment.crop_padding
     most = min(height, width)
+    if d.augment.crop_fill == "reflect" and pad >= most:  # a mirror needs an edge to reflect
+        raise DlabError(f"data.augment.crop_padding = {pad}; expected at most {most - 1} with "
+                        f"crop_fill = 'reflect' (the images are {height}x{width})")
     if pad > most:
         need = batch_size * channels * (height + 2 * pad) * (width + 2 * pad) * 4
         raise DlabError(f"data.augment.crop_padding = {pad}; expected at most {most} (the "
@@ -560,6 +578,10 @@ def validate(cfg: RunConfig) -> None:
     _check(d.split_seed >= 0, f"data.split_seed = {d.split_seed}; expected an integer >= 0")
     a = d.augment
     _check(a.crop_padding >= 0, f"data.augment.crop_padding = {a.crop_padding}; expected >= 0")
+    _check(a.crop_fill in CROP_FILLS, f"data.augment.crop_fill = {a.crop_fill!r}; expected one "
+           "of: " + ", ".join(repr(k) for k in CROP_FILLS))
+    _check(a.flip_mode in FLIP_MODES, f"data.augment.flip_mode = {a.flip_mode!r}; expected one "
+           "of: " + ", ".join(repr(k) for k in FLIP_MODES))
     _check_crop_padding(d, t.batch_size)
     _check(0.0 <= a.rotate_deg <= 180.0,
            f"data.augment.rotate_deg = {a.rotate_deg}; expected degrees in [0, 180]")

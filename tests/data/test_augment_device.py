@@ -113,3 +113,14 @@ def test_erasing_zeroes_one_rectangle_within_the_area_bound(area):
 def test_erasing_with_zero_area_erases_nothing():
     x = torch.ones(50, 1, 8, 8)
     assert torch.equal(Augmenter(AugmentConfig(erasing=1.0, erasing_area=0.0))(x, gen(0)), x)
+
+
+def test_reflect_crop_is_a_window_of_the_mirror_padded_image():
+    b, h, w, p = 40, 10, 12, 2
+    x = (torch.arange(h * w, dtype=torch.float32) + 1).view(1, 1, h, w).repeat(b, 2, 1, 1) / (h * w)
+    y = Augmenter(AugmentConfig(crop_padding=p, crop_fill="reflect"))(x, gen(5))
+    padded = torch.nn.functional.pad(x, (p, p, p, p), mode="reflect")
+    assert y.min() > 0  # no black border
+    for i in range(b):
+        assert any(torch.equal(y[i], padded[i, :, dy:dy + h, dx:dx + w])
+                   for dy in range(2 * p + 1) for dx in range(2 * p + 1))

@@ -187,11 +187,15 @@ def test_lookahead_pulls_the_weights_onto_their_average():
 
 def test_a_resumed_lookahead_run_matches_the_whole_run(tmp_path, data_dir):
     """The average and its step count are checkpointed: a run stopped after epoch 1 and resumed
-    ends with the same weights as the whole run (airnet: its BN statistics are averaged too)."""
+    ends with the same weights as the whole run (airnet: its BN statistics are averaged too).
+    With airbench's other epoch-dependent details on: alternating flips (the resumed epoch
+    flips the other way) and the whitening bias frozen after epoch 1."""
     from dlab.torch_engine import checkpoint as ckpt
 
-    cfg = resolve({"data": {"dataset": "cifar10", "train_limit": 256, "val_limit": 100},
-                   "model": {"name": "airnet", "widths": [8, 8]},
+    cfg = resolve({"data": {"dataset": "cifar10", "train_limit": 256, "val_limit": 100,
+                            "augment": {"crop_padding": 2, "crop_fill": "reflect", "flip": True,
+                                        "flip_mode": "alternate"}},
+                   "model": {"name": "airnet", "widths": [8, 8], "whiten_bias_epochs": 1},
                    "optim": {"lr": 0.05, "momentum": 0.9, "lookahead": 3},
                    "train": {"epochs": 2, "batch_size": 64}})
     whole, partial = tmp_path / "whole", tmp_path / "partial"
@@ -262,3 +266,76 @@ def test_triangle_schedule_is_airbenchs():
     assert f(0) == pytest.approx(0.2) and f(23) == pytest.approx(1.0)
     assert f(100) == pytest.approx(0.07) and f(11) == pytest.approx(0.2 + 0.8 * 11 / 23)
     assert f(50) > f(60) > f(99)
+
+
+def test_alternating_flips_flip_each_image_every_other_epoch():
+    """flip_mode = "alternate": epoch 0 flips each image at random (drawn from the run's seed),
+    then every image flips the other way at each epoch, whatever the batch order."""
+    from dlab.config import AugmentConfig, DataConfig
+    from dlab.data import ArrayDataset
+    from dlab.torch_engine.batches import DeviceData
+
+    n = 200
+    images = torch.randint(0, 256, (n, 1, 4, 4), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8).numpy()
+    ds = ArrayDataset("toy", "train", images, torch.arange(n).numpy(), ("a",))
+
+    def flipped(seed: int, epoch: int) -> torch.Tensor:
+        data = DeviceData(ds, DataConfig(mean=(0.0,), std=(1.0,)), torch.device("cpu"))
+        data.set_augmentation(AugmentConfig(flip=True, flip_mode="alternate"), seed)
+        gen = torch.Generator().manual_seed(epoch)  # a different batch order each epoch
+        (x, ids), = data.batches(n, gen, epoch)
+        plain = data.images[ids].float() / 255
+        out = (x == plain.flip(-1)).flatten(1).all(1)
+        assert bool((out ^ (x == plain).flatten(1).all(1)).all())  # flipped or not, no third
+        return out[ids.argsort()]  # by image
+
+    first = flipped(3, 0)
+    assert 70 < int(first.sum()) < 130
+    assert torch.equal(flipped(3, 1), ~first) and torch.equal(flipped(3, 2), first)
+    assert torch.equal(flipped(3, 5), ~first)
+    assert not torch.equal(flipped(4, 0), first)  # another seed, other first flips
+
+
+def test_whitening_bias_trains_for_its_epochs_then_stays(tmp_path, data_dir):
+    """model.whiten_bias_epochs = 2: the bias starts at zero, moves in epochs 1 and 2, not in
+    epoch 3 (without it: PyTorch's initialization)."""
+    from dlab.torch_engine import checkpoint as ckpt
+
+    cfg = resolve({"data": {"dataset": "cifar10", "train_limit": 128, "val_limit": 50},
+                   "model": {"name": "airnet", "widths": [8], "whiten_bias_epochs": 2},
+                   "optim": {"lr": 0.05, "momentum": 0.9},
+                   "train": {"epochs": 3, "batch_size": 64}})
+    biases = []
+
+    def keep(row):
+        tensors = ckpt.read_checkpoint(tmp_path / "run" / "checkpoints" / "last")[1]
+        biases.append(next(v for k, v in tensors.items() if k.endswith("0.bias")).clone())
+
+    train_run(cfg, tmp_path / "run", data_dir=data_dir, device="cpu", progress=False,
+              on_epoch=keep)
+    assert len(biases) == 3
+    assert not torch.equal(biases[0], biases[1]) and torch.equal(biases[1], biases[2])
+    model = build_model(cfg.model, (3, 32, 32), 10)
+    assert model[0].bias.eq(0).all() and biases[0].ne(0).any()
+    assert build_model(resolve({"model": {"name": "airnet", "widths": [8]}}).model,
+                       (3, 32, 32), 10)[0].bias.ne(0).all()
+    model.start_epoch(0)
+    assert model[0].bias.requires_grad and model[0].bias.shape == biases[0].shape
+    model.start_epoch(2)
+    assert not model[0].bias.requires_grad
+
+
+def test_bad_airbench_details_are_one_line_errors():
+    cases = [({"data": {"augment": {"flip": True, "flip_mode": "often"}}},
+              r"data.augment.flip_mode = 'often'; expected one of: 'random', 'alternate'"),
+             ({"data": {"augment": {"crop_fill": "edge"}}},
+              r"data.augment.crop_fill = 'edge'; expected one of: 'zero', 'reflect'"),
+             ({"data": {"dataset": "cifar10",
+                        "augment": {"crop_padding": 32, "crop_fill": "reflect"}}},
+              r"crop_padding = 32; expected at most 31 with crop_fill = 'reflect'"),
+             ({"model": {"name": "airnet", "whiten_bias_epochs": -1}},
+              r"model.whiten_bias_epochs = -1; expected >= 0")]
+    for values, message in cases:
+        with pytest.raises(DlabError, match=message):
+            resolve(values)

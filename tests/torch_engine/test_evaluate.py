@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlab.config import DataConfig
+from dlab.config import AugmentConfig, DataConfig
 from dlab.data import ArrayDataset
 from dlab.torch_engine.batches import DeviceData
 from dlab.torch_engine.evaluate import evaluate
@@ -90,3 +90,28 @@ def test_precision_bf16_runs_in_bfloat16_on_the_cpu_and_auto_does_not(data):
     assert bf16.loss != fp32.loss and bf16.loss == pytest.approx(fp32.loss, rel=0.05)
     with pytest.raises(DlabError, match="train.precision = 'fp16'; expected one of: auto, bf16"):
         resolve({"train": {"precision": "fp16"}})
+
+
+def test_flip_diagonal_weighs_the_unshifted_pair_double_and_reflect_fill_mirrors_the_edge():
+    """airbench's TTA: the image and its mirror at weight 1/4 each, the one-pixel diagonal
+    shifts (both ways, each mirrored) at 1/8; with data.augment.crop_fill = "reflect" the
+    shifted views mirror the edge instead of filling it with black."""
+    rng = np.random.default_rng(2)
+    ds = ArrayDataset("toy", "test", rng.integers(0, 256, (20, 1, 6, 6), dtype=np.uint8),
+                      rng.integers(0, 3, 20), ("a", "b", "c"))
+    cfg = DataConfig(mean=(0.5,), std=(0.25,), augment=AugmentConfig(crop_fill="reflect"))
+    data = DeviceData(ds, cfg, torch.device("cpu"))
+    model = _model()
+    result = evaluate(model, data, batch_size=8, tta="flip-diagonal")
+    x = data.prepare(data.images)
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+
+    def pair(v):
+        return model(v).softmax(1) + model(v.flip(-1)).softmax(1)
+
+    probs = (2 * pair(x) + pair(padded[..., 0:6, 0:6]) + pair(padded[..., 2:8, 2:8])) / 8
+    assert result.loss == pytest.approx(F.nll_loss(probs.log(), data.labels).item(), rel=1e-5)
+    np.testing.assert_allclose(result.confidence, probs.max(1).values.detach().numpy(), rtol=1e-5)
+    zero = DeviceData(ds, DataConfig(mean=(0.5,), std=(0.25,)), torch.device("cpu"))
+    assert not np.allclose(result.confidence,
+                           evaluate(model, zero, 8, tta="flip-diagonal").confidence)

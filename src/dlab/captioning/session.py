@@ -147,7 +147,7 @@ class CaptionSession:
         self.last_greedy: dict[str, Any] = {}
 
     # the loop ------------------------------------------------------------------------------
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """`batch_size` videos per batch, each with `captions_per_video` random references
         (drawn with replacement): (videos (B,), caption rows (B * k,))."""
         s, k = self.train, self.cfg.train.captions_per_video

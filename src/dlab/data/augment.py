@@ -3,11 +3,12 @@
 Input and output are float batches x (B, C, H, W) with values in [0, 1], on any device. Every
 operation is vectorized over the batch (no per-sample Python loop), and all randomness comes
 from the `torch.Generator` passed in, so the same generator state gives the same batch. Order:
-random crop (zero padding, then a random window per image) → horizontal flip → affine (rotation,
-shift, zoom; bilinear, zero fill) → random erasing (one zeroed rectangle). This is the only
-module of `dlab.data` that imports torch. The config is duck-typed: any object with the fields
-of `dlab.config.AugmentConfig` (crop_padding, flip, rotate_deg, translate, scale, erasing,
-erasing_area) will do, so this module does not import `dlab.config`.
+random crop (zero or reflect padding, then a random window per image) → horizontal flip (at
+random, or as the caller says: alternating flips follow the image, not the batch) → affine
+(rotation, shift, zoom; bilinear, zero fill) → random erasing (one zeroed rectangle). This is
+the only module of `dlab.data` that imports torch. The config is duck-typed: any object with the
+fields of `dlab.config.AugmentConfig` (crop_padding, crop_fill, flip, rotate_deg, translate,
+scale, erasing, erasing_area) will do, so this module does not import `dlab.config`.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ class Augmenter:
         """Args: cfg: an `AugmentConfig` or any object with its fields."""
         self.cfg = cfg
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                 flips: torch.Tensor | None = None) -> torch.Tensor:
         """Augment a batch.
 
         Args:
             x: float (B, C, H, W) in [0, 1].
             generator: on x's device; None uses torch's global generator.
+            flips: (B,) bool, which images to flip when the config flips; None: at random.
         Returns:
             The augmented batch, same shape, dtype and device (x itself when nothing is enabled).
         """
@@ -45,9 +48,9 @@ class Augmenter:
                 or cfg.erasing):
             return x
         if cfg.crop_padding:
-            x = random_crop(x, cfg.crop_padding, generator)
+            x = random_crop(x, cfg.crop_padding, generator, cfg.crop_fill)
         if cfg.flip:
-            x = random_flip(x, generator)
+            x = random_flip(x, generator) if flips is None else flip_where(x, flips)
         if cfg.rotate_deg or cfg.translate or cfg.scale:
             x = random_affine(x, cfg.rotate_deg, cfg.translate, cfg.scale, generator)
         if cfg.erasing:
@@ -61,12 +64,14 @@ def _uniform(n: int, low: float, high: float, like: torch.Tensor,
     return (low + (high - low) * u).to(like.dtype)
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
-    """Zero-pad by `padding` and cut a random H x W window per image (content shifts <= padding)."""
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None,
+                fill: str = "zero") -> torch.Tensor:
+    """Pad by `padding` (`fill`: "zero" or "reflect") and cut a random H x W window per image
+    (content shifts <= padding)."""
     b, c, h, w = x.shape
     wp = w + 2 * padding
-    padded = F.pad(x, (padding, padding, padding, padding)).reshape(b, c, -1)
+    mode = "reflect" if fill == "reflect" else "constant"
+    padded = F.pad(x, (padding, padding, padding, padding), mode=mode).reshape(b, c, -1)
     dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=x.device)
     # One gather over the flattened padded image: 5x faster on CPU than 4-D advanced indexing.
@@ -78,8 +83,12 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flip each image left-right with probability 0.5."""
-    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+    return flip_where(x, torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5)
+
+
+def flip_where(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Flip left-right the images where `flips` (B,) is true."""
+    return torch.where(flips[:, None, None, None], x.flip(3), x)
 
 
 def random_affine(x: torch.Tensor, rotate_deg: float, translate: float, scale: float,

@@ -120,7 +120,7 @@ class GanSession:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         return x.contiguous(memory_format=torch.channels_last)
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         b = self.cfg.train.batch_size
         order = torch.randperm(len(self.labels), generator=self.generator,
                                device=self.generator.device).to(self.device)

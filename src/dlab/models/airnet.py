@@ -9,7 +9,9 @@ Keller Jordan's airbench (github.com/KellerJordan/cifar10-airbench).
   eigenvector with both signs (2·3·p² filters), fixed: the net starts from decorrelated inputs.
   The builder cannot see data, so the model exposes `data_init(x)`, which the classification
   session calls once with normalized training images before training (a checkpoint restores
-  the same weights: they are parameters).
+  the same weights: they are parameters). Its bias trains; with `whiten_bias_epochs` set, it
+  starts at zero and trains for that many epochs only (the session calls `start_epoch` before
+  each epoch).
 - Pooling right after the block's first conv, before its BN and activation: those then run on
   a quarter of the positions.
 - Batch norm without the learned scale (`bn_scale = false`): only the shift is trained.
@@ -28,6 +30,9 @@ class AirNetConfig:
     widths: tuple[int, ...] = (64, 256, 256)  # one conv group (two 3x3 convs, one pool) each
     whiten_patch: int = 2  # the whitening layer's patch size (0: a plain learned 3x3 conv)
     whiten_channels: int = 0  # 0: 2·C·p² (every eigenvector, both signs); fewer keeps the top
+    # airbench's whitening bias (3): it starts at zero, trains for the first N epochs only, then
+    # stays; 0: it starts as PyTorch initializes a conv's bias and trains throughout
+    whiten_bias_epochs: int = 0
     bn_scale: bool = False  # learn batch norm's scale (airbench: fixed at 1)
     bn_momentum: float = 0.4  # running-statistics momentum (PyTorch's sense)
     activation: str = "gelu"
@@ -42,6 +47,9 @@ class AirNetConfig:
         check(0 <= self.whiten_patch <= 8,
               f"model.whiten_patch = {self.whiten_patch}; expected 0 (off) to 8 pixels")
         full = 2 * LARGEST_INPUT[0] * self.whiten_patch ** 2
+        check(self.whiten_bias_epochs >= 0,
+              f"model.whiten_bias_epochs = {self.whiten_bias_epochs}; expected >= 0 (0: the "
+              "bias trains throughout)")
         check(self.whiten_channels >= 0
               and (self.whiten_channels <= full or self.whiten_patch == 0),
               f"model.whiten_channels = {self.whiten_channels}; expected 0 (all: 2·C·p²) to "
@@ -88,6 +96,12 @@ def build(cfg: AirNetConfig, in_shape: tuple[int, int, int], num_classes: int):
             return x * self.factor
 
     class AirNet(nn.Sequential):
+        def start_epoch(self, epoch: int) -> None:
+            """Called before each epoch (0-based): freezes the whitening bias after
+            `whiten_bias_epochs` (an optimizer skips parameters without gradients)."""
+            if cfg.whiten_patch and cfg.whiten_bias_epochs:
+                self[0].bias.requires_grad_(epoch < cfg.whiten_bias_epochs)
+
         def data_init(self, x: torch.Tensor) -> None:
             """Set the whitening filters from normalized training images `x` (N, C, H, W)."""
             if cfg.whiten_patch == 0:
@@ -117,6 +131,8 @@ def build(cfg: AirNetConfig, in_shape: tuple[int, int, int], num_classes: int):
         stem = cfg.stem_channels(c)
         whiten = nn.Conv2d(c, stem, cfg.whiten_patch)
         whiten.weight.requires_grad_(False)
+        if cfg.whiten_bias_epochs:
+            nn.init.zeros_(whiten.bias)
         layers += [whiten, activation(cfg.activation)]
         side = min(h, w) - cfg.whiten_patch + 1
     else:

@@ -100,8 +100,8 @@ class Session(Protocol):
     loss_keys: tuple[str, ...]  # train metrics that must stay finite (else: diverged)
     eval_keys: tuple[str, ...]  # the keys `evaluate` returns (None-filled when diverged)
 
-    def batches(self) -> Iterator[Any]:
-        """One epoch of training batches (in the order given by `generator`)."""
+    def batches(self, epoch: int) -> Iterator[Any]:
+        """Epoch `epoch`'s (0-based) training batches, in the order given by `generator`."""
 
     def step(self, batch: Any) -> dict[str, Any]:
         """Train on one batch. Returns device scalars summed over the batch, and "n" (its size);

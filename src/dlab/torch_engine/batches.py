@@ -39,7 +39,10 @@ class DeviceData:
         self.mean = _channel_stats(mean, channels, "mean").to(device)
         self.std = _channel_stats(std, channels, "std").to(device)
         self.channels_last = channels_last
+        # how shifted views fill the uncovered edge: as the training crop pads (test-time views)
+        self.shift_fill = data_cfg.augment.crop_fill
         self.augmenter = None
+        self.flip_first = None  # alternating flips: which images the first epoch flips
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -48,27 +51,36 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def set_augmentation(self, cfg: AugmentConfig) -> None:
+    def set_augmentation(self, cfg: AugmentConfig, seed: int = 0) -> None:
+        """Augment training batches as `cfg` says; `seed` draws alternating flips' first epoch
+        (from its own generator, so it is the same in a resumed run)."""
         if cfg.enabled():
             from dlab.data.augment import Augmenter
 
             self.augmenter = Augmenter(cfg)
+        if cfg.flip and cfg.flip_mode == "alternate":
+            draw = torch.rand(len(self), generator=torch.Generator().manual_seed(seed))
+            self.flip_first = (draw < 0.5).to(self.device)
 
-    def prepare(self, images: torch.Tensor, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
+    def prepare(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                flips: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 images → (augmented) normalized float, in the model's memory format."""
         x = images.float().div_(255.0)
         if self.augmenter is not None and generator is not None:
-            x = self.augmenter(x, generator)
+            x = self.augmenter(x, generator, flips)
         x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, epoch: int = 0
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches in order, or shuffled (and augmented) when a generator is given."""
+        """Batches in order, or shuffled (and augmented) when a generator is given; `epoch`
+        (0-based) sets alternating flips' side."""
         n = len(self)
+        flips = None
+        if self.flip_first is not None and generator is not None:
+            flips = self.flip_first ^ bool(epoch % 2)
         if generator is not None:
             order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
         else:
@@ -79,4 +91,5 @@ class DeviceData:
                 yield self.prepare(self.images[idx]), self.labels[idx]
             else:
                 idx = order[start:start + batch_size]
-                yield self.prepare(self.images[idx], generator), self.labels[idx]
+                yield (self.prepare(self.images[idx], generator,
+                                    None if flips is None else flips[idx]), self.labels[idx])

@@ -68,7 +68,7 @@ class ClassifierSession:
         train_ds, val_ds = load_splits(cfg.data, ctx.data_dir)
         channels_last = get_model(cfg.model.name).channels_last
         self.train = DeviceData(train_ds, cfg.data, self.device, channels_last)
-        self.train.set_augmentation(cfg.data.augment)
+        self.train.set_augmentation(cfg.data.augment, cfg.train.seed)
         self.val = DeviceData(val_ds, cfg.data, self.device, channels_last)
         model = build_model(cfg.model, self.train.shape, len(self.train.classes)).to(self.device)
         if hasattr(model, "data_init"):  # e.g. airnet's patch-whitening filters
@@ -103,8 +103,10 @@ class ClassifierSession:
                                          device=self.device)
 
     # the loop ------------------------------------------------------------------------------
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.train.batches(self.cfg.train.batch_size, self.generator)
+    def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if hasattr(self.model, "start_epoch"):  # e.g. airnet's whitening bias, trained a while
+            self.model.start_epoch(epoch)
+        return self.train.batches(self.cfg.train.batch_size, self.generator, epoch)
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         x, y = batch

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,29 +60,35 @@ def warn_slow_bf16(device: torch.device, precision: str) -> None:
                       "slower than float32 here; set train.precision = 'fp32'", stacklevel=2)
 
 
-def _view(x: torch.Tensor, dx: int, dy: int, mirrored: bool, fill: torch.Tensor) -> torch.Tensor:
-    """`x` (normalized) with its content moved by (dx, dy) pixels, uncovered pixels set to
-    `fill` (the normalized value of black, as the training crop pads), then mirrored."""
+def _view(x: torch.Tensor, dx: int, dy: int, mirrored: bool, fill: torch.Tensor | str
+          ) -> torch.Tensor:
+    """`x` (normalized) with its content moved by (dx, dy) pixels, then mirrored. Uncovered
+    pixels are set to `fill`, the normalized value of black, or mirror the edge ("reflect"), as
+    the training crop pads."""
     if dx or dy:
         h, w = x.shape[-2:]
-        padded = F.pad(x - fill, (1, 1, 1, 1)) + fill
+        if isinstance(fill, str):
+            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        else:
+            padded = F.pad(x - fill, (1, 1, 1, 1)) + fill
         x = padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
     return x.flip(-1) if mirrored else x
 
 
-def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Tensor,
+def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Tensor | str,
                precision: str) -> torch.Tensor:
-    """Log of the model's softmax, averaged over the test-time views `TTA_VIEWS[tta]`."""
-    views = TTA_VIEWS[tta]
+    """Log of the model's softmax, averaged over the test-time views `TTA_VIEWS[tta]` (a view
+    listed k times weighs k)."""
+    views = Counter(TTA_VIEWS[tta])
     layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
               else torch.contiguous_format)  # the views keep the model's memory format
     total = None
-    for dx, dy, mirrored in views:
+    for (dx, dy, mirrored), count in views.items():
         v = _view(x, dx, dy, mirrored, fill).contiguous(memory_format=layout)
         with autocast(x.device, precision):
-            log_p = model(v).float().log_softmax(1)
+            log_p = model(v).float().log_softmax(1) + math.log(count)
         total = log_p if total is None else torch.logaddexp(total, log_p)
-    return total - math.log(len(views))
+    return total - math.log(views.total())
 
 
 @torch.no_grad()
@@ -93,7 +100,8 @@ def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
     keep_freed_memory()
     was_training = model.training
     model.eval()
-    fill = -data.mean / data.std  # black, normalized: (1, C, 1, 1)
+    # black, normalized: (1, C, 1, 1), or "reflect"
+    fill = "reflect" if data.shift_fill == "reflect" else -data.mean / data.std
     loss_sum = torch.zeros((), device=data.device)
     preds, confs = [], []
     for x, y in data.batches(batch_size):

@@ -145,7 +145,7 @@ class _Trainer:
         # callbacks with `every_steps` (TensorBoard histograms) see the step's gradients
         step_cbs = [cb for cb in self.callbacks if getattr(cb, "every_steps", 0)]
         first = self.state.epoch * self.s.steps_per_epoch
-        for i, batch in enumerate(self.s.batches(), 1):
+        for i, batch in enumerate(self.s.batches(self.state.epoch), 1):
             out = self.s.step(batch)
             for cb in step_cbs:
                 if (first + i) % cb.every_steps == 0:
