@@ -1,7 +1,7 @@
 """dlab's mymodel on one CUDA GPU beside the airbench package's train94, same GPU, same images.
 
-dlab trains the GPU recipe (src/dlab/studies/builtin/cifar10-mymodel-gpu.toml: mymodel's net
-and augmentation under bf16 autocast, channels-last, with a batch sized for a GPU) once per seed
+dlab trains mymodel's recipe (src/dlab/studies/builtin/cifar10-mymodel.toml, the same as on a
+CPU: bf16 autocast, channels-last, batch 1024, 10 epochs) once per seed
 through `train_run`, the code path of `dlab train`. airbench (PyPI `airbench`, Keller Jordan's
 train94: fp16 weights, channels-last, lookahead, 9.9 epochs at batch 1024) trains once per seed
 on the same 49,000 training images, written in its own file format (`cifar10/train.pt`,
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cifar_mymodel import train_flops_per_epoch  # noqa: E402
 
 RECIPE = (Path(__file__).resolve().parents[1]
-          / "src/dlab/studies/builtin/cifar10-mymodel-gpu.toml")
+          / "src/dlab/studies/builtin/cifar10-mymodel.toml")
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM data sheets
 
 
@@ -188,7 +188,7 @@ def main() -> None:
           f"{name}, torch {torch.__version__}\n")
     print("| trainer | seeds | test acc, mean ± sd | train + TTA s, mean ± sd | whole call s |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for label, rows in (("dlab mymodel-gpu", dlab_rows), ("airbench train94", air_rows)):
+    for label, rows in (("dlab mymodel", dlab_rows), ("airbench train94", air_rows)):
         if rows:
             print(f"| {label} | {len(rows)} | {summary(rows, 'test')} | "
                   f"{summary(rows, 'train_tta_s')} | {summary(rows, 'wall_s')} |")

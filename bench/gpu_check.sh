@@ -8,7 +8,7 @@
 # repository root:
 #     bash bench/gpu_check.sh [SEEDS...]          # default seeds 1 2 3 4 5
 # It runs the CUDA tests (tests/test_gpu.py: each trainer on the GPU, bf16, resume), then
-# bench/bench_cifar_gpu.py (dlab's mymodel-gpu recipe beside airbench's train94 on the same
+# bench/bench_cifar_gpu.py (dlab's mymodel recipe beside airbench's train94 on the same
 # images), writing logs and the bench's JSON under $OUT (or ./gpu-out) and a summary at the end.
 # The machine's python3 has PyTorch and the rest of dlab's needs except airbench; dlab runs from
 # src/ (PYTHONPATH), not installed.

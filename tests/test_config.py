@@ -105,13 +105,14 @@ def test_bad_extends_is_one_line(tmp_path, text, needle):
         load_run_config(tmp_path / "loop.toml")
 
 
-def test_the_gpu_recipe_is_mymodel_with_a_gpu_batch():
-    """cifar10-mymodel-gpu.toml names only what differs from mymodel's recipe."""
+def test_the_fp32_recipe_is_mymodel_narrower_in_float32():
+    """cifar10-mymodel-fp32.toml names only what differs from mymodel's recipe."""
     from dlab.studies.spec import BUILTIN_DIR
 
-    cpu = load_run_config(BUILTIN_DIR / "cifar10-mymodel.toml")
-    gpu = load_run_config(BUILTIN_DIR / "cifar10-mymodel-gpu.toml")
-    assert gpu.data == cpu.data and gpu.model.widths == cpu.model.widths
-    assert gpu.model.dirac and not cpu.model.dirac
-    assert gpu.train.batch_size > cpu.train.batch_size and gpu.train.tta == cpu.train.tta
-    assert gpu.train.precision == cpu.train.precision == "bf16"
+    bf16 = load_run_config(BUILTIN_DIR / "cifar10-mymodel.toml")
+    fp32 = load_run_config(BUILTIN_DIR / "cifar10-mymodel-fp32.toml")
+    assert fp32.data == bf16.data and fp32.optim == bf16.optim
+    assert fp32.model.dirac and fp32.model.whiten_bias_epochs == 3
+    assert fp32.model.widths == (32, 64, 128) and bf16.model.widths == (64, 256, 256)
+    assert (fp32.train.precision, bf16.train.precision) == ("fp32", "bf16")
+    assert fp32.train.batch_size == bf16.train.batch_size == 1024

@@ -47,9 +47,10 @@ def test_auto_device_and_precision_pick_cuda_bf16():
 
 
 AIRNET = {"data": {"dataset": "cifar10", "validation": "holdout", "val_size": 1000,
-                   "train_limit": 2048, "val_limit": 500, "augment": {"crop_padding": 2,
-                                                                      "flip": True}},
-          "model": {"name": "airnet", "widths": [16, 32, 32]},
+                   "train_limit": 2048, "val_limit": 500,
+                   "augment": {"crop_padding": 2, "crop_fill": "reflect", "flip": True,
+                               "flip_mode": "alternate"}},
+          "model": {"name": "airnet", "widths": [16, 32, 32], "whiten_bias_epochs": 1},
           "optim": {"lr": 0.2, "momentum": 0.85, "nesterov": True, "schedule": "onecycle",
                     "lookahead": 5},
           "train": {"epochs": 2, "batch_size": 256, "label_smoothing": 0.2,
