@@ -60,31 +60,36 @@ def warn_slow_bf16(device: torch.device, precision: str) -> None:
                       "slower than float32 here; set train.precision = 'fp32'", stacklevel=2)
 
 
-def _view(x: torch.Tensor, dx: int, dy: int, mirrored: bool, fill: torch.Tensor | str
+def _padded(x: torch.Tensor, black: torch.Tensor | None) -> torch.Tensor:
+    """`x` (normalized) padded by one pixel as the training crop pads: with `black` (the
+    normalized value of black, (1, C, 1, 1)), or mirroring the edge when it is None."""
+    if black is None:
+        return F.pad(x, (1, 1, 1, 1), mode="reflect")
+    return F.pad(x - black, (1, 1, 1, 1)) + black
+
+
+def _view(x: torch.Tensor, padded: torch.Tensor | None, dx: int, dy: int, mirrored: bool
           ) -> torch.Tensor:
-    """`x` (normalized) with its content moved by (dx, dy) pixels, then mirrored. Uncovered
-    pixels are set to `fill`, the normalized value of black, or mirror the edge ("reflect"), as
-    the training crop pads."""
+    """`x` with its content moved by (dx, dy) pixels (cut from `padded`, `_padded(x)`), then
+    mirrored."""
     if dx or dy:
         h, w = x.shape[-2:]
-        if isinstance(fill, str):
-            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        else:
-            padded = F.pad(x - fill, (1, 1, 1, 1)) + fill
         x = padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
     return x.flip(-1) if mirrored else x
 
 
-def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, fill: torch.Tensor | str,
+def _log_probs(model: torch.nn.Module, x: torch.Tensor, tta: str, black: torch.Tensor | None,
                precision: str) -> torch.Tensor:
     """Log of the model's softmax, averaged over the test-time views `TTA_VIEWS[tta]` (a view
-    listed k times weighs k)."""
+    listed k times weighs k); shifted views fill their edge as `_padded` does."""
     views = Counter(TTA_VIEWS[tta])
     layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
               else torch.contiguous_format)  # the views keep the model's memory format
+    # padded once per batch: every shifted view is a window of it
+    padded = _padded(x, black) if any(dx or dy for dx, dy, _ in views) else None
     total = None
     for (dx, dy, mirrored), count in views.items():
-        v = _view(x, dx, dy, mirrored, fill).contiguous(memory_format=layout)
+        v = _view(x, padded, dx, dy, mirrored).contiguous(memory_format=layout)
         with autocast(x.device, precision):
             log_p = model(v).float().log_softmax(1) + math.log(count)
         total = log_p if total is None else torch.logaddexp(total, log_p)
@@ -100,12 +105,12 @@ def evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int,
     keep_freed_memory()
     was_training = model.training
     model.eval()
-    # black, normalized: (1, C, 1, 1), or "reflect"
-    fill = "reflect" if data.shift_fill == "reflect" else -data.mean / data.std
+    # shifted views' edge: black, normalized (1, C, 1, 1), or mirrored (None)
+    black = None if data.shift_fill == "reflect" else -data.mean / data.std
     loss_sum = torch.zeros((), device=data.device)
     preds, confs = [], []
     for x, y in data.batches(batch_size):
-        log_p = _log_probs(model, x, tta, fill, precision)
+        log_p = _log_probs(model, x, tta, black, precision)
         loss_sum += F.nll_loss(log_p, y, reduction="sum")
         prob, pred = log_p.exp().max(1)
         preds.append(pred)
