@@ -17,7 +17,7 @@ import torch
 
 from dlab.config import CROP_FILLS, TTA_VIEWS
 from dlab.torch_engine.checkpoint import load_checkpoint
-from dlab.torch_engine.classify import _test_split
+from dlab.torch_engine.classify import load_test_split
 from dlab.torch_engine.evaluate import evaluate
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     for run in args.runs:
         model, cfg, _ = load_checkpoint(run / "checkpoints" / "last", device)
         model = model.to(memory_format=torch.channels_last)
-        test, _ = _test_split(cfg, args.data_dir, device, channels_last=True)
+        test, _ = load_test_split(cfg, args.data_dir, device, channels_last=True)
         for fill in CROP_FILLS:
             test.shift_fill = fill
             for tta in TTA_VIEWS:

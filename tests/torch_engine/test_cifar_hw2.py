@@ -335,7 +335,10 @@ def test_bad_airbench_details_are_one_line_errors():
                         "augment": {"crop_padding": 32, "crop_fill": "reflect"}}},
               r"crop_padding = 32; expected at most 31 with crop_fill = 'reflect'"),
              ({"model": {"name": "airnet", "whiten_bias_epochs": -1}},
-              r"model.whiten_bias_epochs = -1; expected >= 0")]
+              r"model.whiten_bias_epochs = -1; expected >= 0"),
+             ({"model": {"name": "airnet", "whiten_patch": 0, "whiten_bias_epochs": 3}},
+              r"model.whiten_bias_epochs = 3 needs the whitening layer; expected 0 with "
+              r"model.whiten_patch = 0")]
     for values, message in cases:
         with pytest.raises(DlabError, match=message):
             resolve(values)

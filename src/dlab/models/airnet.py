@@ -50,6 +50,9 @@ class AirNetConfig:
         check(self.whiten_bias_epochs >= 0,
               f"model.whiten_bias_epochs = {self.whiten_bias_epochs}; expected >= 0 (0: the "
               "bias trains throughout)")
+        check(self.whiten_patch or not self.whiten_bias_epochs,
+              f"model.whiten_bias_epochs = {self.whiten_bias_epochs} needs the whitening layer; "
+              "expected 0 with model.whiten_patch = 0")
         check(self.whiten_channels >= 0
               and (self.whiten_channels <= full or self.whiten_patch == 0),
               f"model.whiten_channels = {self.whiten_channels}; expected 0 (all: 2·C·p²) to "

@@ -44,7 +44,7 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _test_split(cfg: RunConfig, data_dir, device: torch.device, channels_last: bool
+def load_test_split(cfg: RunConfig, data_dir, device: torch.device, channels_last: bool
                 ) -> tuple[DeviceData, np.ndarray]:
     """The test set (its first `data.val_limit`, class-balanced, when set) and the images'
     ids: their indices in the test set."""
@@ -92,7 +92,8 @@ class ClassifierSession:
         self.final: EvalResult | None = None
         self.test, self.test_ids, self.test_result = None, None, None
         if cfg.data.validation == "holdout":
-            self.test, self.test_ids = _test_split(cfg, ctx.data_dir, self.device, channels_last)
+            self.test, self.test_ids = load_test_split(cfg, ctx.data_dir, self.device,
+                                                       channels_last)
         self.eval_every = cfg.train.eval_every
         if self.eval_every:
             total = self.steps_per_epoch * cfg.train.epochs
