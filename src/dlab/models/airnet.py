@@ -102,7 +102,7 @@ def build(cfg: AirNetConfig, in_shape: tuple[int, int, int], num_classes: int):
         def start_epoch(self, epoch: int) -> None:
             """Called before each epoch (0-based): freezes the whitening bias after
             `whiten_bias_epochs` (an optimizer skips parameters without gradients)."""
-            if cfg.whiten_patch and cfg.whiten_bias_epochs:
+            if cfg.whiten_bias_epochs:  # validated: only with the whitening layer
                 self[0].bias.requires_grad_(epoch < cfg.whiten_bias_epochs)
 
         def data_init(self, x: torch.Tensor) -> None:

@@ -45,7 +45,7 @@ def _finite(x: float) -> float | None:
 
 
 def load_test_split(cfg: RunConfig, data_dir, device: torch.device, channels_last: bool
-                ) -> tuple[DeviceData, np.ndarray]:
+                    ) -> tuple[DeviceData, np.ndarray]:
     """The test set (its first `data.val_limit`, class-balanced, when set) and the images'
     ids: their indices in the test set."""
     ds = load_dataset(cfg.data.dataset, "test", data_dir)
