@@ -42,6 +42,15 @@ def test_filter_that_does_not_fit_is_a_one_line_error():
     # three blocks of 32 -> 16 -> 8: a 9x9 filter does not fit the third block (8 wide)
     with pytest.raises(DlabError, match=r"model.kernel = 9 with 3 conv block\(s\).*at most 8"):
         resolve({"model": {"name": "convnet", "kernel": 9, "filters": [4, 4, 4]}})
+    # six 2x2 pools leave no pixel of a 32x32 image, whatever the filter size
+    with pytest.raises(DlabError, match=r"model.filters = \[4, 4, 4, 4, 4, 4\]: 6 conv blocks; "
+                       r"expected at most 5"):
+        resolve({"model": {"name": "convnet", "kernel": 1, "filters": [4] * 6}})
+    cfg = resolve({"model": {"name": "convnet", "kernel": 1, "filters": [4] * 5}})
+    assert build_model(cfg.model, (3, 32, 32), 10)(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    with pytest.raises(DlabError, match=r"5 conv blocks do not fit images of 28x28; expected at "
+                       r"most 4"):
+        build_model(cfg.model, (1, 28, 28), 10)
     # MNIST's 28x28 -> 14: a 15x15 filter fits CIFAR-10's second block (16 wide), not MNIST's
     cfg = resolve({"model": {"name": "convnet", "kernel": 15, "filters": [4, 4]}})
     with pytest.raises(DlabError, match=r"does not fit images of 28x28.*at most 14 pixels"):

@@ -38,6 +38,11 @@ class ConvNetConfig:
         check(self.kernel >= 1 and self.kernel % 2 == 1,
               f"model.kernel = {self.kernel}; expected an odd filter size (1, 3, 5, 7 ...): "
               "'same' padding keeps the image size only for odd sizes")
+        most = _most_blocks(LARGEST_INPUT[1])
+        check(len(self.filters) <= most,
+              f"model.filters = {list(self.filters)}: {len(self.filters)} conv blocks; expected "
+              f"at most {most} (each 2x2 pool halves the image, and the largest images, "
+              f"{LARGEST_INPUT[1]}x{LARGEST_INPUT[2]}, are 1 pixel wide after {most})")
         side = _fits(self.kernel, self.filters, LARGEST_INPUT[1])
         check(side is None, f"model.kernel = {self.kernel} with {len(self.filters)} conv "
               f"block(s); expected a filter of at most {side} pixels (the largest images, "
@@ -59,6 +64,11 @@ class ConvNetConfig:
         return total
 
 
+def _most_blocks(side: int) -> int:
+    """How many 2x2 pools images `side` wide take before they are 1 pixel wide."""
+    return max(side.bit_length() - 1, 0)
+
+
 def _fits(kernel: int, filters: tuple[int, ...], side: int) -> int | None:
     """None when a `kernel` filter fits every block of images `side` wide (and each block
     leaves a pixel to pool); else the width of the first block it does not fit."""
@@ -77,6 +87,11 @@ def build(cfg: ConvNetConfig, in_shape: tuple[int, int, int], num_classes: int):
     from dlab.errors import DlabError
 
     side = _fits(cfg.kernel, cfg.filters, min(in_shape[1:]))
+    most = _most_blocks(min(in_shape[1:]))
+    if len(cfg.filters) > most:
+        raise DlabError(f"model.filters = {list(cfg.filters)}: {len(cfg.filters)} conv blocks "
+                        f"do not fit images of {in_shape[1]}x{in_shape[2]}; expected at most "
+                        f"{most} (each 2x2 pool halves the image)")
     if side is not None:
         raise DlabError(f"model.kernel = {cfg.kernel} with {len(cfg.filters)} conv block(s) does "
                         f"not fit images of {in_shape[1]}x{in_shape[2]}; expected a filter of at "
