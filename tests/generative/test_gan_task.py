@@ -67,7 +67,10 @@ def test_bf16_precision_trains_every_kind(kind, tmp_path, data_dir, tiny):
         _fit(cfg, tmp_path / precision, data_dir)
         rows[precision] = read_jsonl(tmp_path / precision / "metrics.jsonl")[0]
     assert all(np.isfinite(rows["bf16"][k]) for k in ("d_loss", "g_loss", "fd_dlab"))
-    assert rows["bf16"]["d_loss"] != rows["fp32"]["d_loss"]
+    # the pair, not d_loss alone: in WGAN-GP's d_loss the bf16 changes of the Wasserstein term
+    # and of the (float32) penalty can cancel to the last bit, as on an AVX512-BF16 CPU
+    assert ((rows["bf16"]["d_loss"], rows["bf16"]["g_loss"])
+            != (rows["fp32"]["d_loss"], rows["fp32"]["g_loss"]))
     if kind == "wgan-gp":
         assert np.isfinite(rows["bf16"]["gp"])
     _, tensors = ckpt.read_checkpoint(tmp_path / "bf16" / "checkpoints" / "last")

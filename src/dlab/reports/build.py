@@ -21,6 +21,7 @@ from dlab.reports.figures import draw_figure
 from dlab.reports.htmldoc import render_html
 from dlab.reports.markdown import render_markdown
 from dlab.reports.series import comparison_data, figure_metrics
+from dlab.reports.tables import has_reference
 from dlab.runs import atomic_write_bytes
 from dlab.studies import StudySpec, load_study
 from dlab.tasks import get_task, resolve_any
@@ -59,7 +60,8 @@ def _notes(result: StudyResult) -> tuple[str, ...]:
     total = sum(counts.values())
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     notes = [validation, f"Variant runs: {total} ({summary}); runs are read from {result.root}.",
-             "Accuracies are in %; 'original submission' is the reference student's number."]
+             "Accuracies are in %; 'original submission' is the reference student's number."
+             if any(has_reference(q) for q in result.questions) else "Accuracies are in %."]
     for label, detail in result.damaged():
         notes.append(f"Variant {label} is damaged (its numbers come from the files that can "
                      f"be read): {detail}.")
@@ -69,17 +71,23 @@ def _notes(result: StudyResult) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _extras(qr, out_dir: Path) -> tuple[tuple[str, str], ...]:
+def _extras(qr, out_dir: Path, shown: dict[Path, str]) -> tuple[tuple[str, str], ...]:
     """(variant label, markdown) of every finished run whose task adds a section of its own;
-    its links are made relative to the report, its headings sit below the question's."""
+    its links are made relative to the report, its headings sit below the question's. A run
+    whose section an earlier question showed (`shown`: run directory -> where) points there."""
     out = []
     for v in qr.variants:
         section = get_task(v.task).report_section
         if section is not None and v.result is not None and v.result["status"] != "damaged":
-            text = section(Path(v.run_dir).resolve())
+            run_dir = Path(v.run_dir).resolve()
+            if run_dir in shown:
+                out.append((v.label, f"The same run as {shown[run_dir]}: its section is above."))
+                continue
+            text = section(run_dir)
             if text:
-                text = _relink(text, Path(v.run_dir).resolve(), Path(out_dir).resolve())
+                text = _relink(text, run_dir, Path(out_dir).resolve())
                 out.append((v.label, re.sub(r"^(#{1,3}) ", r"\1### ", text, flags=re.M)))
+                shown[run_dir] = f"{qr.question.key}/{v.label}"
     return tuple(out)
 
 
@@ -109,7 +117,7 @@ def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path |
     spec = study if isinstance(study, StudySpec) else load_study(study)
     result = collect_study(spec, Path(runs_root))
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(spec, runs_root)
-    sections, pngs = [], []
+    sections, pngs, shown = [], [], {}
     for qr in result.questions:
         figures = []
         for metric, fig_spec in figure_metrics(qr).items():
@@ -118,7 +126,7 @@ def build_report(study: StudySpec | str | Path, runs_root: Path, out_dir: Path |
             png = draw_figure(data, out_dir / rel)
             figures.append(FigureFile(data, png, rel))
             pngs.append(png)
-        sections.append(SectionSpec(qr, tuple(figures), _extras(qr, out_dir)))
+        sections.append(SectionSpec(qr, tuple(figures), _extras(qr, out_dir, shown)))
     report = ReportSpec(result, tuple(sections), _notes(result))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_bytes(md_path, render_markdown(report).encode())

@@ -2,7 +2,9 @@
 
 Every variant gets a legend entry: curves as lines with markers, eval steps and the original
 submission's numbers as dashed/dotted horizontal lines, and variants with nothing to draw yet as
-an empty legend entry marked with their status, so the legend always names every variant.
+an empty legend entry marked with their status, so the legend always names every variant. When
+every curve is one number at the same epoch (runs of one epoch), a line has nothing to join:
+the variants are bars, each labelled with its value.
 
 Must not import torch.
 """
@@ -30,13 +32,20 @@ def draw_figure(spec: FigureSpec, png_path: Path, dpi: int = 100) -> Path:
     try:
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         color_of: dict[str, str] = {}
+        bars = _single_epoch(spec)
         for i, curve in enumerate(spec.curves):
             color = colors[i % len(colors)]
             color_of[curve.label] = color
             y = [float("nan") if v is None else v for v in curve.y]
             suffix = "" if curve.status == "finished" else f" ({curve.status})"
-            ax.plot(curve.x, y, marker="o", markersize=3, color=color,
-                    label=f"{curve.label}{suffix}")
+            if bars is None:
+                ax.plot(curve.x, y, marker="o", markersize=3, color=color,
+                        label=f"{curve.label}{suffix}")
+            else:
+                drawn = ax.bar([i], y, width=0.6, color=color, label=f"{curve.label}{suffix}")
+                ax.bar_label(drawn, fmt="%.4g", fontsize=8)
+        if bars is not None:
+            ax.set_xticks(range(len(spec.curves)), [c.label for c in spec.curves], fontsize=8)
         for j, level in enumerate(spec.levels):
             color = color_of.get(level.owner, colors[(len(spec.curves) + j) % len(colors)])
             ax.axhline(level.y, linestyle=_LEVEL_STYLE[level.kind], color=color, linewidth=1.2,
@@ -49,10 +58,11 @@ def draw_figure(spec: FigureSpec, png_path: Path, dpi: int = 100) -> Path:
             ax.text(0.5, 0.5, "no run has finished an epoch yet", ha="center", va="center",
                     transform=ax.transAxes, color="gray")
         ax.set_title(spec.title)
-        ax.set_xlabel(spec.xlabel)
+        ax.set_xlabel(spec.xlabel if bars is None else f"variant (after {spec.xlabel} {bars})")
         ax.set_ylabel(spec.ylabel)
         ax.grid(True, alpha=0.3)
-        if spec.curves:
+        ax.set_axisbelow(True)
+        if spec.curves and bars is None:
             ax.xaxis.get_major_locator().set_params(integer=True)
         if labels:
             ax.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5),
@@ -67,3 +77,9 @@ def draw_figure(spec: FigureSpec, png_path: Path, dpi: int = 100) -> Path:
         plt.close(fig)
     atomic_write_json(png_path.with_suffix(".json"), spec.to_json())
     return png_path
+
+
+def _single_epoch(spec: FigureSpec) -> int | None:
+    """The one epoch every curve was measured at, when each has a single point there."""
+    xs = {curve.x for curve in spec.curves}
+    return next(iter(xs))[0] if len(xs) == 1 and len(next(iter(xs))) == 1 else None

@@ -84,7 +84,8 @@ def figure_metrics(qr: QuestionResult) -> dict[str, tuple[str, str, bool]]:
     out: dict[str, tuple[str, str, bool]] = {}
     for name in sorted(tasks):
         for key, title in get_task(name).report_figures:
-            out.setdefault(key, (title, key, key.endswith("acc")))
+            percent = key.endswith("acc")
+            out.setdefault(key, (title, f"{title} (%)" if percent else title, percent))
     return out
 
 

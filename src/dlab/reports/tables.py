@@ -3,7 +3,7 @@
 Classification questions: variant, status, final validation accuracy (%), the test accuracy
 (%) where runs evaluated the test set after a hold-out validation, best validation accuracy,
 final validation loss, seconds per epoch, parameters, the original submission's number (%) and the
-difference to it. Eval steps show their evaluated accuracy; missing numbers show as "—". A final
+difference to it (these two only in a question where some variant has such a number). Eval steps show their evaluated accuracy; missing numbers show as "—". A final
 accuracy measured with test-time augmentation names it ("94.24 (flip-shift TTA)"); the
 per-epoch numbers behind "best" are single-view. Questions of other tasks show the columns
 their task declares (`Task.report_columns`). A variant with several seeds gets one row per
@@ -20,8 +20,9 @@ from dlab.reports.collect import QuestionResult, VariantResult
 from dlab.results import metric
 from dlab.tasks import DEFAULT_TASK, get_task
 
+REFERENCE_COLUMNS = ("original submission (%)", "Δ vs original (pp)")
 COLUMNS = ("variant", "status", "final val acc (%)", "best val acc (%) @epoch",
-           "final val loss", "s / epoch", "params", "original submission (%)", "Δ vs original (pp)")
+           "final val loss", "s / epoch", "params", *REFERENCE_COLUMNS)
 DASH = "—"
 
 
@@ -85,6 +86,11 @@ def _groups(qr: QuestionResult) -> list[list[VariantResult]]:
     return list(out.values())
 
 
+def has_reference(qr: QuestionResult) -> bool:
+    """Whether some variant of `qr` has the original submission's number."""
+    return any(v.reference_pct is not None for v in qr.variants)
+
+
 def _task_of(qr: QuestionResult) -> str:
     tasks = {v.task for v in qr.variants}
     return tasks.pop() if len(tasks) == 1 else DEFAULT_TASK
@@ -113,7 +119,11 @@ def question_table(qr: QuestionResult) -> tuple[tuple[str, ...], list[tuple[str,
                 mean = _mean_row(group[0].variant, group, len(COLUMNS),
                                  {2: (finals, True), 3: (bests, True), 4: (losses, False)})
                 rows.append(cells(mean, _spread(tests, True) if tests else DASH))
-        return cells(COLUMNS, "test acc (%)"), rows
+        columns = cells(COLUMNS, "test acc (%)")
+        if not has_reference(qr):  # no original submission to compare with: no such columns
+            n = len(columns) - len(REFERENCE_COLUMNS)
+            columns, rows = columns[:n], [row[:n] for row in rows]
+        return columns, rows
     cols = task.report_columns
     columns = ("variant", "status", *(c.title for c in cols), "s / epoch", "params")
     rows = []

@@ -9,6 +9,7 @@ confusion matrix, most confident mistakes. Must not import torch at module level
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dlab.config import RunConfig, resolve
@@ -19,6 +20,29 @@ def _open(cfg: RunConfig, ctx: OpenContext):
     from dlab.torch_engine.classify import ClassifierSession
 
     return ClassifierSession(cfg, ctx)
+
+
+def _section(run_dir: Path) -> str | None:
+    """A run with the course's files (`train.deliverables` = PREFIX): the last line of PREFIX.log
+    (the test accuracy), links to the files, and the first layer's filters, which the report's
+    comparison figures do not show. None for other runs."""
+    from dlab.runs import read_json
+
+    try:
+        prefix = read_json(run_dir / "config.json")["train"]["deliverables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    log = run_dir / f"{prefix}.log" if prefix else None
+    if log is None or not log.is_file():
+        return None
+    lines = log.read_text(errors="replace").strip().splitlines()
+    files = [f"[{name}]({name})" for name in (
+        f"{prefix}.log", "predictions.csv", f"{prefix}_lossvstrain.png",
+        f"{prefix}_valaccuracy.png", f"{prefix}_gridfilt.png") if (run_dir / name).is_file()]
+    text = (f"The course's files: {', '.join(files)}. The log's last line: "
+            f"`{lines[-1] if lines else ''}`")
+    grid = run_dir / f"{prefix}_gridfilt.png"
+    return text + (f"\n\n![{prefix}: first-layer filters]({grid.name})" if grid.is_file() else "")
 
 
 def _describe(cfg: RunConfig) -> dict[str, Any]:
@@ -38,5 +62,6 @@ TASK = Task(
                     Column("val_loss", "final val loss", "final")),
     report_figures=(("val_acc", "validation accuracy"), ("val_loss", "validation loss"),
                     ("loss", "training loss")),
+    report_section=_section,
     doc="image classification with cross-entropy; best checkpoint by validation accuracy",
 )
