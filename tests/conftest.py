@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import dlab  # noqa: F401  (sets MKL's strict mode before any test module's first matrix product)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
