@@ -32,10 +32,16 @@ def step_ms(widths: tuple[int, ...], channels_last: bool, precision: str, steps:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    return train_step_ms(model, x, y, precision, steps)
+
+
+def train_step_ms(model, x, y, precision: str, steps: int, warmup: int = 2) -> float:
+    """Median ms of `steps` SGD steps (momentum 0.9) of `model` on the batch (x, y) under
+    `precision` ("fp32" or "bf16" autocast), after `warmup` untimed ones."""
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01,
                           momentum=0.9)
     times = []
-    for _ in range(steps + 2):
+    for _ in range(steps + warmup):
         start = time.perf_counter()
         with autocast(torch.device("cpu"), precision):
             loss = F.cross_entropy(model(x).float(), y)
@@ -43,7 +49,7 @@ def step_ms(widths: tuple[int, ...], channels_last: bool, precision: str, steps:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times[2:])
+    return 1e3 * statistics.median(times[warmup:])
 
 
 def main() -> None:

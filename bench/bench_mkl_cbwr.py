@@ -19,17 +19,18 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 _CHILD = """
-import json, statistics, sys, time
-import torch, torch.nn.functional as F
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import torch
+from bench_bf16_cpu import train_step_ms
 from dlab.config import MLPConfig, NetConfig
 from dlab.models.airnet import AirNetConfig
-from dlab.torch_engine.evaluate import autocast
 from dlab.torch_engine.fused import fuse
 from dlab.torch_engine.models import build_model
 torch.set_num_threads(int(sys.argv[1]))
-steps = int(sys.argv[2])
 out = {"cbwr": __import__("os").environ.get("MKL_CBWR")}
 cases = (("JHU net (fused)", NetConfig(), (1, 28, 28), "fp32"),
          ("MLP", MLPConfig(), (1, 28, 28), "fp32"),
@@ -44,25 +45,15 @@ for name, cfg, shape, precision in cases:
         x = x.contiguous(memory_format=torch.channels_last)
     if name.startswith("JHU"):
         fuse(model, torch.device("cpu"))
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01,
-                          momentum=0.9)
-    times = []
-    for _ in range(steps + 3):
-        start = time.perf_counter()
-        with autocast(torch.device("cpu"), precision):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    out[name] = 1e3 * statistics.median(times[3:])
+    out[name] = train_step_ms(model, x, y, precision, int(sys.argv[2]), warmup=3)
 print(json.dumps(out))
 """
 
 
 def _child(threads: int, steps: int, mode: str) -> dict:
     env = {**os.environ, "DLAB_KERNELS": "on", "MKL_CBWR": mode}
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(threads), str(steps)], env=env,
+    here = str(Path(__file__).resolve().parent)
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(threads), str(steps), here], env=env,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
