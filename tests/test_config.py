@@ -116,3 +116,8 @@ def test_the_fp32_recipe_is_mymodel_narrower_in_float32():
     assert fp32.model.widths == (32, 64, 128) and bf16.model.widths == (64, 256, 256)
     assert (fp32.train.precision, bf16.train.precision) == ("fp32", "bf16")
     assert fp32.train.batch_size == bf16.train.batch_size == 1024
+    # the variant for AVX512-BF16 without AMX: the recipe in 8 epochs, nothing else changed
+    noamx = load_run_config(BUILTIN_DIR / "cifar10-mymodel-noamx.toml")
+    assert (noamx.train.epochs, bf16.train.epochs) == (8, 10)
+    recipe = bf16.to_dict()
+    assert noamx.to_dict() == {**recipe, "train": {**recipe["train"], "epochs": 8}}
