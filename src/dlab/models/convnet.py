@@ -70,10 +70,11 @@ def _most_blocks(side: int) -> int:
 
 
 def _fits(kernel: int, filters: tuple[int, ...], side: int) -> int | None:
-    """None when a `kernel` filter fits every block of images `side` wide (and each block
-    leaves a pixel to pool); else the width of the first block it does not fit."""
+    """None when a `kernel` filter fits every block of images `side` wide; else the width of
+    the first block it does not fit. (That each block leaves a pixel to pool is
+    `_most_blocks`'s check, made first.)"""
     for _ in filters:
-        if kernel > side or side < 2:
+        if kernel > side:
             return side
         side //= 2
     return None
@@ -86,12 +87,12 @@ def build(cfg: ConvNetConfig, in_shape: tuple[int, int, int], num_classes: int):
 
     from dlab.errors import DlabError
 
-    side = _fits(cfg.kernel, cfg.filters, min(in_shape[1:]))
     most = _most_blocks(min(in_shape[1:]))
     if len(cfg.filters) > most:
         raise DlabError(f"model.filters = {list(cfg.filters)}: {len(cfg.filters)} conv blocks "
                         f"do not fit images of {in_shape[1]}x{in_shape[2]}; expected at most "
                         f"{most} (each 2x2 pool halves the image)")
+    side = _fits(cfg.kernel, cfg.filters, min(in_shape[1:]))
     if side is not None:
         raise DlabError(f"model.kernel = {cfg.kernel} with {len(cfg.filters)} conv block(s) does "
                         f"not fit images of {in_shape[1]}x{in_shape[2]}; expected a filter of at "

@@ -82,4 +82,7 @@ def draw_figure(spec: FigureSpec, png_path: Path, dpi: int = 100) -> Path:
 def _single_epoch(spec: FigureSpec) -> int | None:
     """The one epoch every curve was measured at, when each has a single point there."""
     xs = {curve.x for curve in spec.curves}
-    return next(iter(xs))[0] if len(xs) == 1 and len(next(iter(xs))) == 1 else None
+    if len(xs) != 1:
+        return None
+    (x,) = xs
+    return x[0] if len(x) == 1 else None

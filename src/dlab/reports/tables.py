@@ -3,8 +3,9 @@
 Classification questions: variant, status, final validation accuracy (%), the test accuracy
 (%) where runs evaluated the test set after a hold-out validation, best validation accuracy,
 final validation loss, seconds per epoch, parameters, the original submission's number (%) and the
-difference to it (these two only in a question where some variant has such a number). Eval steps show their evaluated accuracy; missing numbers show as "—". A final
-accuracy measured with test-time augmentation names it ("94.24 (flip-shift TTA)"); the
+difference to it (these two only in a question where some variant has such a number). Eval steps
+show their evaluated accuracy; missing numbers show as "—". A final accuracy measured with
+test-time augmentation names it ("94.24 (flip-shift TTA)"); the
 per-epoch numbers behind "best" are single-view. Questions of other tasks show the columns
 their task declares (`Task.report_columns`). A variant with several seeds gets one row per
 seed and a "mean ± sd" row.

@@ -32,17 +32,16 @@ def _section(run_dir: Path) -> str | None:
         prefix = read_json(run_dir / "config.json")["train"]["deliverables"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    log = run_dir / f"{prefix}.log" if prefix else None
-    if log is None or not log.is_file():
+    if not prefix or not (run_dir / f"{prefix}.log").is_file():
         return None
-    lines = log.read_text(errors="replace").strip().splitlines()
-    files = [f"[{name}]({name})" for name in (
-        f"{prefix}.log", "predictions.csv", f"{prefix}_lossvstrain.png",
-        f"{prefix}_valaccuracy.png", f"{prefix}_gridfilt.png") if (run_dir / name).is_file()]
-    text = (f"The course's files: {', '.join(files)}. The log's last line: "
-            f"`{lines[-1] if lines else ''}`")
-    grid = run_dir / f"{prefix}_gridfilt.png"
-    return text + (f"\n\n![{prefix}: first-layer filters]({grid.name})" if grid.is_file() else "")
+    lines = (run_dir / f"{prefix}.log").read_text(errors="replace").strip().splitlines()
+    present = [name for name in (f"{prefix}.log", "predictions.csv", f"{prefix}_lossvstrain.png",
+                                 f"{prefix}_valaccuracy.png", f"{prefix}_gridfilt.png")
+               if (run_dir / name).is_file()]
+    text = (f"The course's files: {', '.join(f'[{n}]({n})' for n in present)}. The log's last "
+            f"line: `{lines[-1] if lines else ''}`")
+    grid = f"{prefix}_gridfilt.png"
+    return text + (f"\n\n![{prefix}: first-layer filters]({grid})" if grid in present else "")
 
 
 def _describe(cfg: RunConfig) -> dict[str, Any]:
